@@ -1,0 +1,106 @@
+/* env.h — the engine's only window on the world: a small vtable implemented
+ * once by the simulator (sim/) and once by the real daemons (real/).
+ *
+ *   now()              current time (virtual clock, or CLOCK_MONOTONIC)
+ *   at(ev)             fire ev->fn(ev) at ev->time (event heap, or a timer)
+ *   send(dst, msg)     deliver msg to node dst (after a simulated network delay,
+ *                      or over gRPC); the receiver owns msg afterwards
+ *   gpu_run(batch)     run a batch on the batch's GPU and fire batch->ev when
+ *                      done (latency drawn from the profile, or a real executor)
+ *
+ * Events are intrusive and owned by the caller: no allocation per event. An
+ * event must not be re-armed while it is pending. Ties in time fire in the
+ * order the events were armed. */
+#ifndef NX_ENV_H
+#define NX_ENV_H
+
+#include "nx.h"
+#include "profile.h"
+
+typedef struct nx_event nx_event;
+typedef void (*nx_event_fn)(nx_event *ev);
+
+struct nx_event {
+    nx_time time;
+    uint64_t seq;       /* set by the env when armed */
+    nx_event_fn fn;
+};
+
+/* Node addressing: the scheduler is node 0, backends are 1..G (GPU g is
+ * node g+1), frontends follow. */
+#define NX_NODE_SCHEDULER 0
+static inline int nx_node_backend(int gpu) { return 1 + gpu; }
+
+typedef enum nx_msg_type {
+    NX_MSG_QUERY = 1,   /* frontend -> backend: one request (nx_req) */
+    NX_MSG_REPLY,       /* backend -> frontend: the request, answered or dropped */
+    NX_MSG_RATES,       /* frontend -> scheduler: per-session request counts */
+    NX_MSG_TABLE,       /* scheduler -> backend: model table (sessions, batches, duty) */
+    NX_MSG_ROUTES,      /* scheduler -> frontend: routes per session */
+} nx_msg_type;
+
+typedef struct nx_msg {
+    nx_event ev;        /* used by the env to deliver it */
+    int type;           /* nx_msg_type */
+    int src, dst;
+} nx_msg;
+
+typedef struct nx_batch nx_batch;
+typedef struct nx_env nx_env;
+
+typedef struct nx_env_ops {
+    nx_time (*now)(nx_env *env);
+    void (*at)(nx_env *env, nx_event *ev);
+    void (*send)(nx_env *env, int dst, nx_msg *msg);
+    void (*gpu_run)(nx_env *env, nx_batch *batch);
+} nx_env_ops;
+
+struct nx_env {
+    const nx_env_ops *ops;
+};
+
+static inline nx_time nx_now(nx_env *e) { return e->ops->now(e); }
+static inline void nx_at(nx_env *e, nx_event *ev, nx_time t)
+{
+    ev->time = t;
+    e->ops->at(e, ev);
+}
+static inline void nx_send(nx_env *e, int dst, nx_msg *m) { e->ops->send(e, dst, m); }
+static inline void nx_gpu_run(nx_env *e, nx_batch *b) { e->ops->gpu_run(e, b); }
+
+/* A request: one model call of one client query. Owned by whoever created it
+ * (the simulator's run, or the frontend daemon); travels by pointer. */
+typedef enum nx_req_status {
+    NX_REQ_PENDING = 0,
+    NX_REQ_OK,          /* answered within its deadline */
+    NX_REQ_LATE,        /* answered after its deadline */
+    NX_REQ_DROPPED,     /* dropped by a batching policy, or no route */
+} nx_req_status;
+
+typedef struct nx_req {
+    nx_msg msg;          /* QUERY / REPLY travel in this */
+    uint64_t id;
+    int32_t session;
+    int32_t frontend;    /* node id of the frontend that owns it */
+    int32_t gpu;         /* GPU that served it, -1 if none */
+    int32_t batch;       /* size of the batch it ran in, 0 if none */
+    uint8_t status;      /* nx_req_status */
+    nx_time arrival;     /* at the frontend */
+    nx_time deadline;    /* arrival + SLO: the absolute deadline */
+    nx_time ready;       /* in the backend's queue (after pre-processing) */
+    nx_time finish;      /* reply back at the frontend */
+} nx_req;
+
+/* A batch handed to gpu_run. */
+struct nx_batch {
+    nx_event ev;             /* fired by the env when the batch is done */
+    int gpu;
+    int session;
+    const nx_profile *prof;
+    int size;
+    nx_req **reqs;           /* size entries, owned by the backend */
+    nx_time start;
+    nx_time latency;         /* filled by the env before ev fires */
+};
+
+#endif

@@ -1,0 +1,146 @@
+/* experiment.h — the experiment description: cluster, apps (sessions), workload
+ * per app, policy combinations to compare, run timing, scheduler parameters.
+ *
+ * Parsed from YAML (engine/config.c, from a memory buffer: the engine does no
+ * I/O; sim/load.c reads the files). Every field has a table row in config.c
+ * with its type, range and default; an unknown key is an error naming file:line. */
+#ifndef NX_EXPERIMENT_H
+#define NX_EXPERIMENT_H
+
+#include "nx.h"
+#include "profile.h"
+
+typedef enum nx_wl_kind {
+    NX_WL_POISSON = 0,   /* exponential inter-arrivals at `rate` */
+    NX_WL_GAMMA,         /* Gamma inter-arrivals with mean 1/rate and coefficient of variation `cv` */
+    NX_WL_UNIFORM,       /* constant inter-arrival 1/rate (the paper's default for video frames) */
+    NX_WL_PIECEWISE,     /* Poisson with a rate that steps at given times */
+    NX_WL_TRACE,         /* arrivals taken from the experiment's trace, mapped onto apps */
+} nx_wl_kind;
+
+typedef struct nx_wl_step {
+    double at_s;   /* from this time on (seconds since start) ... */
+    double rate;   /* ... the rate is this (req/s) */
+} nx_wl_step;
+
+typedef struct nx_workload {
+    nx_wl_kind kind;
+    double rate;          /* req/s (POISSON, GAMMA, UNIFORM); for TRACE: the app's share weight */
+    double cv;            /* GAMMA only */
+    nx_wl_step *steps;    /* PIECEWISE: sorted by at_s, first at 0 */
+    int nsteps;
+} nx_workload;
+
+typedef struct nx_app {
+    char name[NX_NAME_MAX];
+    char model[NX_NAME_MAX];
+    char precision[16];       /* "" = the first profile of the model */
+    double slo_ms;
+    nx_workload wl;
+    const nx_profile *profile; /* resolved against the model DB */
+} nx_app;
+
+typedef enum nx_trace_map {
+    NX_TRACE_MAP_ROUND_ROBIN = 0,
+    NX_TRACE_MAP_ZIPF,      /* app i gets weight 1/(i+1)^zipf_s */
+    NX_TRACE_MAP_HASH,      /* by a hash of the request index (deterministic) */
+    NX_TRACE_MAP_WEIGHT,    /* by the apps' workload `rate` fields used as weights */
+} nx_trace_map;
+
+typedef struct nx_trace {
+    double *t_s;          /* arrival times, seconds, relative to the first, sorted */
+    double *size;         /* optional per-request value (2nd column), or NULL */
+    size_t n;
+} nx_trace;
+
+typedef struct nx_trace_cfg {
+    char file[512];       /* path as written in the experiment (resolved relative to it) */
+    double time_scale;    /* multiply trace times by this (0.5 = twice as fast) */
+    double rate_scale;    /* replicate (>1) or thin (<1) arrivals: each trace arrival yields
+                             floor(s) or ceil(s) requests, with the fractional part drawn */
+    nx_trace_map map;
+    double zipf_s;
+    bool loop;            /* replay the trace in a loop until the run's duration */
+    nx_trace trace;       /* loaded data */
+} nx_trace_cfg;
+
+/* One combination of policies to compare. */
+typedef struct nx_combo {
+    char name[NX_NAME_MAX];
+    char placement[NX_NAME_MAX];  /* "squishy", "batch_oblivious" */
+    char batching[NX_NAME_MAX];   /* "early_drop", "lazy_drop", "clipper_aimd", "tf_serving" */
+    char lb[NX_NAME_MAX];         /* "drr", "weighted_random", "power_of_two" */
+} nx_combo;
+
+typedef struct nx_sched_params {
+    double epoch_s;        /* 30: epoch every this many seconds */
+    double min_epoch_s;    /* 10: earliest epoch after the last when a trigger fires */
+    double beacon_s;       /* 1: rate sampling / trigger check period */
+    double report_s;       /* 2: frontends report their per-second counts this often */
+    double avg_interval_s; /* 10: EWMA time constant; alpha = 1 - exp(-beacon/avg) */
+    int history;           /* 30: samples needed before a session can trigger */
+    double low, high;      /* 0.8, 1.1: trigger band around allocated throughput */
+    double profile_multiplier; /* 1.0: l(b) = mult * (mean + std) */
+    bool adaptive;         /* true: epochs run; false: the initial plan stays */
+} nx_sched_params;
+
+typedef struct nx_batch_params {
+    double tf_timeout_ms;  /* TF-Serving batch_timeout (default 1 ms) */
+    int aimd_step;         /* Clipper additive increase (default 2) */
+    double aimd_backoff;   /* Clipper multiplicative decrease (default 0.9) */
+} nx_batch_params;
+
+typedef struct nx_experiment {
+    char name[NX_NAME_MAX];
+    char path[512];         /* the file it came from */
+    /* cluster */
+    int gpus;
+    char gpu_type[NX_NAME_MAX];
+    double gpu_mem_mb;      /* memory per GPU (default 80000) */
+    char profile_dir[512];  /* resolved relative to the experiment file */
+    /* apps */
+    nx_app *apps;
+    int napps;
+    /* optional trace */
+    bool has_trace;
+    nx_trace_cfg trace;
+    /* policies */
+    nx_combo *combos;
+    int ncombos;
+    /* timing */
+    double duration_s;
+    double warmup_s;
+    uint64_t seed;
+    double net_delay_us;    /* one-way network delay, mean */
+    double net_jitter_us;   /* uniform jitter added to each message, [0, jitter) */
+    nx_sched_params sched;
+    nx_batch_params batch;
+    /* max-rate search bounds (rate scale factors) */
+    double search_lo, search_hi;
+    int search_iters;
+} nx_experiment;
+
+void nx_experiment_init(nx_experiment *x);  /* defaults */
+void nx_experiment_free(nx_experiment *x);
+
+/* Parse YAML from a buffer. `path` is only used in messages ("path:line: ...")
+ * and to resolve relative paths. Does not load profiles or the trace. */
+int nx_experiment_parse(nx_experiment *x, const char *text, size_t len,
+                        const char *path, nx_errbuf *eb);
+
+/* Parse one profile (YAML) from a buffer; calls nx_profile_finish(). */
+int nx_profile_parse(nx_profile *p, const char *text, size_t len,
+                     const char *path, nx_errbuf *eb);
+
+/* Parse a trace CSV from a buffer: a header line is optional; the first column
+ * is either seconds (a number) or a wall-clock timestamp "YYYY-MM-DD HH:MM:SS[.frac]";
+ * times become relative to the first arrival. An empty trace is NX_ERR_EMPTY. */
+int nx_trace_parse(nx_trace *t, const char *text, size_t len, const char *path,
+                   nx_errbuf *eb);
+void nx_trace_free(nx_trace *t);
+
+/* After profiles are loaded: resolve each app's model in db, check that a
+ * batch of 1 fits its SLO at all (else NX_ERR_INFEASIBLE naming the app). */
+int nx_experiment_resolve(nx_experiment *x, const nx_modeldb *db, nx_errbuf *eb);
+
+#endif

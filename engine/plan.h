@@ -1,0 +1,85 @@
+/* plan.h — what the scheduler decides each epoch, and the placement-policy
+ * interface that decides it.
+ *
+ * A plan says, per GPU, which sessions run there with which batch size and
+ * the GPU's duty cycle; per session, the routes (GPU, weight) frontends use.
+ * Placement policies (policies/place_*.c) fill a plan from session specs.
+ *
+ * Latency model used for planning (all in µs):
+ *   l(b)     = multiplier * (mean(b) + std(b))        nx_plan_lat()
+ *   budget   = slo - pre - post - net_allowance       nx_plan_budget()
+ * A session fits at batch b with duty cycle d iff d + l(b) <= budget. */
+#ifndef NX_PLAN_H
+#define NX_PLAN_H
+
+#include "nx.h"
+#include "profile.h"
+
+typedef struct nx_sess_spec {
+    int id;                  /* index of the session, 0..nsess-1 */
+    const nx_profile *prof;
+    double slo_us;           /* the session's latency SLO */
+    double rate;             /* req/s to plan for */
+} nx_sess_spec;
+
+typedef struct nx_place_ctx {
+    const nx_sess_spec *sess;
+    int nsess;
+    int ngpus;               /* GPUs in the cluster: never use more */
+    double gpu_mem_mb;       /* memory per GPU */
+    double multiplier;       /* profile multiplier for l(b) */
+    double net_allowance_us; /* subtracted from every SLO (request + reply network time) */
+} nx_place_ctx;
+
+typedef struct nx_alloc {
+    int session;
+    int batch;               /* target batch size on this GPU */
+    double rate;             /* req/s of this session this GPU is planned to serve */
+    double throughput;       /* capacity: batch / duty (route weight) */
+} nx_alloc;
+
+typedef struct nx_gpu_plan {
+    nx_alloc *a;
+    int n, cap;
+    double duty_us;          /* duty cycle d */
+    double exec_us;          /* sum of l(batch) over sessions (<= duty when feasible) */
+    double mem_mb;           /* sum of memory at each session's batch */
+} nx_gpu_plan;
+
+typedef struct nx_plan {
+    nx_gpu_plan *gpu;        /* ngpu entries; a GPU with n == 0 is idle */
+    int ngpu;
+    int used;                /* GPUs with at least one session */
+    double *unassigned;      /* per session: req/s the plan could not place */
+    int nsess;
+} nx_plan;
+
+void nx_plan_init(nx_plan *p, int ngpu, int nsess);
+void nx_plan_free(nx_plan *p);
+void nx_plan_clear(nx_plan *p);           /* empty every GPU, zero unassigned */
+void nx_plan_copy(nx_plan *dst, const nx_plan *src); /* dst must be init'ed */
+nx_alloc *nx_plan_add(nx_plan *p, int gpu, int session, int batch, double rate,
+                      double throughput);
+void nx_plan_count_used(nx_plan *p);
+/* Total planned throughput (sum of route weights) of a session. */
+double nx_plan_session_throughput(const nx_plan *p, int session);
+
+/* Latency helpers (µs). */
+double nx_plan_lat(const nx_place_ctx *c, const nx_profile *prof, int b);
+double nx_plan_budget(const nx_place_ctx *c, const nx_sess_spec *s);
+/* Largest b with 2*l(b) <= budget (the saturated rule), 0 if even b=1 fails. */
+int nx_plan_sat_batch(const nx_place_ctx *c, const nx_sess_spec *s);
+/* Single-GPU peak throughput of a session under the saturated rule (req/s). */
+double nx_plan_max_throughput(const nx_place_ctx *c, const nx_sess_spec *s);
+
+/* Placement policy: fill `out` (already init'ed with ctx->ngpus GPUs and
+ * ctx->nsess sessions, and cleared) from the sessions in `ctx`. Must be
+ * deterministic. Load that does not fit in ctx->ngpus GPUs goes to
+ * out->unassigned. Returns 0, or a negative nx_err. */
+typedef struct nx_placement_ops {
+    const char *name;
+    const char *summary;
+    int (*place)(const nx_place_ctx *ctx, nx_plan *out);
+} nx_placement_ops;
+
+#endif
