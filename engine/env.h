@@ -24,6 +24,7 @@ struct nx_event {
     nx_time time;
     uint64_t seq;       /* set by the env when armed */
     nx_event_fn fn;
+    void *ctx;          /* the env's or the owner's context, as the arming code wants */
 };
 
 /* Node addressing: the scheduler is node 0, backends are 1..G (GPU g is

@@ -44,6 +44,8 @@ typedef struct nx_gpu_plan {
     double duty_us;          /* duty cycle d */
     double exec_us;          /* sum of l(batch) over sessions (<= duty when feasible) */
     double mem_mb;           /* sum of memory at each session's batch */
+    bool overcommitted;      /* placed without the latency checks (a baseline
+                                that ran out of GPUs): SLOs will be missed */
 } nx_gpu_plan;
 
 typedef struct nx_plan {

@@ -1,0 +1,102 @@
+/* ops.h — the session catalog every node shares, and the two per-request policy
+ * interfaces the engine's state machines call: batching (on backends) and load
+ * balancing (on frontends). Implementations live in policies/; the engine
+ * never names one. Placement's interface is in plan.h.
+ *
+ * Latency estimates that batching policies use come from nx_bsess_lat():
+ * multiplier * (mean(b) + std(b)) + post-processing, in ns. */
+#ifndef NX_OPS_H
+#define NX_OPS_H
+
+#include "env.h"
+#include "rq.h"
+#include "experiment.h"
+
+/* A session: (model, SLO). The unit the scheduler places. Read-only, shared. */
+typedef struct nx_session {
+    int id;
+    char name[NX_NAME_MAX];
+    const nx_profile *prof;
+    double slo_us;
+    double est_rate;   /* the rate to plan for before any measurement (req/s) */
+} nx_session;
+
+/* ---- batching -------------------------------------------------------------- */
+
+/* A backend's state for one session: its queue, its planned batch, and a few
+ * words of policy state. */
+typedef struct nx_bsess {
+    const nx_session *s;
+    nx_rq q;
+    int target_batch;    /* from the plan (the scheduler's batch size) */
+    bool planned;        /* in the current model table (false: draining) */
+    double multiplier;
+    const nx_batch_params *bp;
+    /* policy state */
+    int limit;           /* Clipper AIMD: current batch limit */
+    uint64_t served, dropped;
+} nx_bsess;
+
+/* Estimated time to run a batch of b and post-process it (ns). b is clamped to
+ * the profile's max batch. */
+static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
+{
+    const nx_profile *p = bs->s->prof;
+    if (b > p->max_batch)
+        b = p->max_batch;
+    if (b < 1)
+        b = 1;
+    return NX_US(bs->multiplier * (p->mean_us[b] + p->std_us[b]) + p->post_us);
+}
+
+/* Called by a policy for each request it drops. */
+typedef void (*nx_drop_fn)(void *ctx, nx_req *r);
+
+typedef struct nx_batching_ops {
+    const char *name;
+    const char *summary;
+    /* (Re)initialise policy state when the session enters a model table. */
+    void (*init)(nx_bsess *bs);
+    /* Form the next batch at `now`: move up to `max` requests from bs->q to
+     * out[] and return how many. Requests that cannot make their deadline may
+     * be dropped through drop(). Returning 0 with *wake < NX_TIME_NEVER asks to
+     * be asked again at *wake (a batching timeout). */
+    int (*form)(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn drop,
+                void *drop_ctx, nx_time *wake);
+    /* Feedback after a batch of `size` ran for `latency` (may be NULL). */
+    void (*done)(nx_bsess *bs, int size, nx_time latency);
+} nx_batching_ops;
+
+/* ---- load balancing ------------------------------------------------------------ */
+
+/* A session's routes on a frontend: GPUs with weights (planned throughput),
+ * and the policy's state. */
+typedef struct nx_route {
+    int n;
+    int *gpu;            /* sorted ascending */
+    double *w;
+    double wsum;
+    double *deficit;     /* DRR */
+    int cursor;          /* DRR */
+} nx_route;
+
+typedef struct nx_lb_ops {
+    const char *name;
+    const char *summary;
+    /* Pick an index into r->gpu for the next request. `outstanding[g]` is the
+     * number of requests this frontend has in flight at GPU g; `rng` is the
+     * frontend's PRNG state (use nx_rng_uniform). */
+    int (*pick)(nx_route *r, const int *outstanding, uint64_t *rng);
+} nx_lb_ops;
+
+/* splitmix64-based uniform in [0,1): deterministic, no globals. */
+static inline double nx_rng_uniform(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+#endif

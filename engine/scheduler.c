@@ -1,0 +1,324 @@
+/* scheduler.c — the global scheduler state machine; see scheduler.h.
+ *
+ * Rate estimation follows Nexus (scheduler.cpp, sch_info.cpp): one EWMA per
+ * (session, frontend), one sample per beacon interval, alpha = 1 - exp(-beacon
+ * / avg_interval); a session's rate is the sum over frontends. A session takes
+ * part in triggers and its planned rate is updated only once `history` beacons
+ * have measured it (Nexus: 30 samples). Trigger: rate r = max(rate, 0.1) below
+ * low*T or above high*T, T = planned throughput. Epoch when triggered and
+ * min_epoch has passed, or every epoch_s.
+ *
+ * The placement policy re-packs from scratch; the scheduler then maps the
+ * policy's GPUs onto physical ones, greedily keeping the pairs that share the
+ * most planned rate, so that sessions move only when the plan really changes.
+ * Every GPU whose table changed gets a new one; every frontend gets routes. */
+#include "scheduler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cfg)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->env = env;
+    sc->cfg = *cfg;
+    int ns = cfg->nsess, nf = cfg->nfrontends;
+    nx_plan_init(&sc->plan, cfg->ngpu, ns);
+    nx_plan_init(&sc->next, cfg->ngpu, ns);
+    nx_plan_init(&sc->mapped, cfg->ngpu, ns);
+    sc->specs = nx_calloc((size_t)ns, sizeof(nx_sess_spec));
+    sc->ewma = nx_calloc((size_t)ns * (size_t)nf, sizeof(double));
+    sc->seen = nx_calloc((size_t)ns * (size_t)nf, 1);
+    sc->rate = nx_calloc((size_t)ns, sizeof(double));
+    sc->plan_rate = nx_calloc((size_t)ns, sizeof(double));
+    sc->hist = nx_calloc((size_t)ns, sizeof(int));
+    sc->map_tmp = nx_calloc((size_t)cfg->ngpu * 2 + 2, sizeof(int));
+    sc->alpha = 1.0 - exp(-cfg->p.beacon_s / cfg->p.avg_interval_s);
+    for (int s = 0; s < ns; s++) {
+        sc->specs[s].id = s;
+        sc->specs[s].prof = cfg->sessions[s].prof;
+        sc->specs[s].slo_us = cfg->sessions[s].slo_us;
+        sc->plan_rate[s] = cfg->sessions[s].est_rate;
+    }
+}
+
+void nx_scheduler_free(nx_scheduler *sc)
+{
+    nx_plan_free(&sc->plan);
+    nx_plan_free(&sc->next);
+    nx_plan_free(&sc->mapped);
+    free(sc->specs);
+    free(sc->ewma);
+    free(sc->seen);
+    free(sc->rate);
+    free(sc->plan_rate);
+    free(sc->hist);
+    free(sc->map_tmp);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* ---- mapping the policy's GPUs onto physical GPUs ---------------------------- */
+
+typedef struct pair {
+    double score;
+    int bin, gpu;
+} pair;
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const pair *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    if (x->bin != y->bin)
+        return x->bin - y->bin;
+    return x->gpu - y->gpu;
+}
+
+static double rate_on(const nx_gpu_plan *g, int session)
+{
+    for (int i = 0; i < g->n; i++)
+        if (g->a[i].session == session)
+            return g->a[i].rate;
+    return -1;
+}
+
+/* Map sc->next onto physical GPUs into sc->mapped. */
+static void map_plan(nx_scheduler *sc)
+{
+    int ng = sc->cfg.ngpu;
+    int *bin_to = sc->map_tmp;          /* ng */
+    int *gpu_taken = sc->map_tmp + ng;  /* ng */
+    for (int i = 0; i < ng; i++) {
+        bin_to[i] = -1;
+        gpu_taken[i] = 0;
+    }
+    /* candidate pairs: a new bin and an old GPU that hold a common session */
+    size_t np = 0, cap = 64;
+    pair *pairs = nx_malloc(sizeof(pair) * cap);
+    for (int b = 0; b < ng; b++) {
+        const nx_gpu_plan *nb = &sc->next.gpu[b];
+        for (int g = 0; g < ng && nb->n > 0; g++) {
+            const nx_gpu_plan *og = &sc->plan.gpu[g];
+            if (og->n == 0)
+                continue;
+            double score = 0;
+            for (int i = 0; i < nb->n; i++) {
+                double r = rate_on(og, nb->a[i].session);
+                if (r >= 0)
+                    score += 1.0 + fmin(r, nb->a[i].rate);
+            }
+            if (score > 0) {
+                if (np == cap) {
+                    cap *= 2;
+                    pairs = nx_realloc(pairs, sizeof(pair) * cap);
+                }
+                pairs[np++] = (pair){score, b, g};
+            }
+        }
+    }
+    qsort(pairs, np, sizeof(pair), cmp_pair);
+    for (size_t k = 0; k < np; k++) {
+        if (bin_to[pairs[k].bin] >= 0 || gpu_taken[pairs[k].gpu])
+            continue;
+        bin_to[pairs[k].bin] = pairs[k].gpu;
+        gpu_taken[pairs[k].gpu] = 1;
+    }
+    free(pairs);
+    /* the rest go to free GPUs: first those idle in the old plan, in order */
+    int g = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        g = 0;
+        for (int b = 0; b < ng; b++) {
+            if (sc->next.gpu[b].n == 0 || bin_to[b] >= 0)
+                continue;
+            while (g < ng && (gpu_taken[g] || (pass == 0 && sc->plan.gpu[g].n > 0)))
+                g++;
+            if (g == ng)
+                break;
+            bin_to[b] = g;
+            gpu_taken[g] = 1;
+        }
+    }
+    nx_plan_clear(&sc->mapped);
+    for (int b = 0; b < ng; b++) {
+        const nx_gpu_plan *nb = &sc->next.gpu[b];
+        if (nb->n == 0)
+            continue;
+        NX_ASSERT(bin_to[b] >= 0);
+        int to = bin_to[b];
+        for (int i = 0; i < nb->n; i++)
+            nx_plan_add(&sc->mapped, to, nb->a[i].session, nb->a[i].batch, nb->a[i].rate,
+                        nb->a[i].throughput);
+        sc->mapped.gpu[to].duty_us = nb->duty_us;
+        sc->mapped.gpu[to].exec_us = nb->exec_us;
+        sc->mapped.gpu[to].mem_mb = nb->mem_mb;
+        sc->mapped.gpu[to].overcommitted = nb->overcommitted;
+    }
+    memcpy(sc->mapped.unassigned, sc->next.unassigned, sizeof(double) * (size_t)sc->cfg.nsess);
+    nx_plan_count_used(&sc->mapped);
+}
+
+static bool table_equal(const nx_gpu_plan *a, const nx_gpu_plan *b)
+{
+    if (a->n != b->n || a->duty_us != b->duty_us)
+        return false;
+    for (int i = 0; i < a->n; i++)
+        if (a->a[i].session != b->a[i].session || a->a[i].batch != b->a[i].batch)
+            return false;
+    return true;
+}
+
+static void push_tables(nx_scheduler *sc, bool all)
+{
+    for (int g = 0; g < sc->cfg.ngpu; g++) {
+        const nx_gpu_plan *np = &sc->mapped.gpu[g];
+        if (!all && table_equal(np, &sc->plan.gpu[g]))
+            continue;
+        nx_table_msg *t = nx_table_msg_new(np->n);
+        t->epoch = sc->epoch;
+        t->duty_us = np->duty_us;
+        for (int i = 0; i < np->n; i++) {
+            t->e[i].session = np->a[i].session;
+            t->e[i].batch = np->a[i].batch;
+        }
+        t->m.src = NX_NODE_SCHEDULER;
+        t->m.dst = nx_node_backend(g);
+        nx_send(sc->env, t->m.dst, &t->m);
+    }
+}
+
+static void push_routes(nx_scheduler *sc)
+{
+    int ns = sc->cfg.nsess;
+    const nx_plan *p = &sc->plan;
+    int total = 0;
+    for (int g = 0; g < p->ngpu; g++)
+        total += p->gpu[g].n;
+    for (int f = 0; f < sc->cfg.nfrontends; f++) {
+        nx_routes_msg *m = nx_routes_msg_new(ns, total);
+        m->epoch = sc->epoch;
+        /* count, then fill in GPU order so each session's routes are sorted */
+        for (int g = 0; g < p->ngpu; g++)
+            for (int i = 0; i < p->gpu[g].n; i++)
+                m->off[p->gpu[g].a[i].session + 1]++;
+        for (int s = 0; s < ns; s++)
+            m->off[s + 1] += m->off[s];
+        int *fill = sc->map_tmp; /* reuse: needs ns ints; map_tmp has 2*ngpu+2 */
+        int *own = NULL;
+        if (ns > 2 * sc->cfg.ngpu + 2)
+            fill = own = nx_malloc(sizeof(int) * (size_t)ns);
+        memcpy(fill, m->off, sizeof(int) * (size_t)ns);
+        for (int g = 0; g < p->ngpu; g++)
+            for (int i = 0; i < p->gpu[g].n; i++) {
+                const nx_alloc *a = &p->gpu[g].a[i];
+                int k = fill[a->session]++;
+                m->gpu[k] = g;
+                m->w[k] = a->throughput > 0 ? a->throughput : 1e-9;
+            }
+        free(own);
+        m->m.src = NX_NODE_SCHEDULER;
+        m->m.dst = sc->cfg.first_frontend_node + f;
+        nx_send(sc->env, m->m.dst, &m->m);
+    }
+}
+
+static int run_epoch(nx_scheduler *sc, const char *why, bool first)
+{
+    for (int s = 0; s < sc->cfg.nsess; s++)
+        sc->specs[s].rate = sc->plan_rate[s];
+    nx_place_ctx ctx = {
+        .sess = sc->specs,
+        .nsess = sc->cfg.nsess,
+        .ngpus = sc->cfg.ngpu,
+        .gpu_mem_mb = sc->cfg.gpu_mem_mb,
+        .multiplier = sc->cfg.p.profile_multiplier,
+        .net_allowance_us = sc->cfg.net_allowance_us,
+    };
+    nx_plan_clear(&sc->next);
+    int rc = sc->cfg.placement->place(&ctx, &sc->next);
+    if (rc < 0)
+        return rc;
+    sc->epoch++;
+    map_plan(sc);
+    push_tables(sc, first);
+    nx_plan_copy(&sc->plan, &sc->mapped);
+    push_routes(sc);
+    sc->epochs++;
+    sc->last_epoch = nx_now(sc->env);
+    if (sc->cfg.on_epoch)
+        sc->cfg.on_epoch(sc->cfg.on_epoch_ctx, &sc->plan, sc->last_epoch, why);
+    return 0;
+}
+
+static void beacon(nx_event *ev)
+{
+    nx_scheduler *sc = ev->ctx;
+    if (sc->stopped)
+        return;
+    nx_time now = nx_now(sc->env);
+    int ns = sc->cfg.nsess, nf = sc->cfg.nfrontends;
+    bool trigger = false;
+    for (int s = 0; s < ns; s++) {
+        double r = 0;
+        bool any = false;
+        for (int f = 0; f < nf; f++) {
+            r += sc->ewma[(size_t)s * nf + f];
+            any |= sc->seen[(size_t)s * nf + f] != 0;
+        }
+        sc->rate[s] = r;
+        if (any)
+            sc->hist[s]++;
+        if (sc->hist[s] >= sc->cfg.p.history) {
+            sc->plan_rate[s] = r;
+            double t = nx_plan_session_throughput(&sc->plan, s);
+            double rr = r > 0.1 ? r : 0.1;
+            if (rr < sc->cfg.p.low * t || rr > sc->cfg.p.high * t)
+                trigger = true;
+        }
+    }
+    if (sc->cfg.p.adaptive) {
+        double since = NX_TO_SEC(now - sc->last_epoch);
+        if (trigger && since >= sc->cfg.p.min_epoch_s - 1e-9) {
+            sc->triggers++;
+            run_epoch(sc, "trigger", false);
+        } else if (since >= sc->cfg.p.epoch_s - 1e-9) {
+            run_epoch(sc, "periodic", false);
+        }
+    }
+    nx_at(sc->env, &sc->beacon, ev->time + NX_SEC(sc->cfg.p.beacon_s));
+}
+
+int nx_scheduler_start(nx_scheduler *sc)
+{
+    int rc = run_epoch(sc, "initial", true);
+    if (rc < 0)
+        return rc;
+    sc->beacon.fn = beacon;
+    sc->beacon.ctx = sc;
+    nx_at(sc->env, &sc->beacon, nx_now(sc->env) + NX_SEC(sc->cfg.p.beacon_s));
+    return 0;
+}
+
+void nx_scheduler_stop(nx_scheduler *sc) { sc->stopped = true; }
+
+void nx_scheduler_recv(nx_scheduler *sc, nx_msg *m)
+{
+    NX_ASSERT(m->type == NX_MSG_RATES);
+    nx_rates_msg *r = (nx_rates_msg *)m;
+    int nf = sc->cfg.nfrontends, f = r->frontend;
+    NX_ASSERT(f >= 0 && f < nf && r->nsess == sc->cfg.nsess);
+    double per_s = 1.0 / sc->cfg.p.beacon_s;
+    for (int k = 0; k < r->nsamples; k++)
+        for (int s = 0; s < r->nsess; s++) {
+            double x = r->counts[(size_t)k * r->nsess + s] * per_s;
+            size_t i = (size_t)s * nf + f;
+            if (!sc->seen[i]) {
+                sc->seen[i] = 1;
+                sc->ewma[i] = x;
+            } else {
+                sc->ewma[i] += sc->alpha * (x - sc->ewma[i]);
+            }
+        }
+    free(r);
+}

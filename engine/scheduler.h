@@ -1,0 +1,63 @@
+/* scheduler.h — the global scheduler state machine.
+ *
+ * Folds per-session request counts from frontends into EWMAs, decides when an
+ * epoch runs (every `epoch_s`, or after `min_epoch_s` when a session's rate
+ * leaves [low, high] x its planned throughput, as in Nexus), asks the placement
+ * policy for a plan, maps the plan onto physical GPUs so that sessions stay
+ * where they were when possible, and pushes model tables to backends and
+ * routes to frontends.
+ *
+ * Inputs: nx_scheduler_recv() for RATES; its own beacon timer. Outputs: TABLE
+ * and ROUTES messages; on_epoch() after each plan. */
+#ifndef NX_SCHEDULER_H
+#define NX_SCHEDULER_H
+
+#include "ops.h"
+#include "msg.h"
+#include "plan.h"
+
+typedef void (*nx_epoch_fn)(void *ctx, const nx_plan *plan, nx_time now, const char *why);
+
+typedef struct nx_scheduler_cfg {
+    const nx_session *sessions;
+    int nsess;
+    int ngpu;
+    int nfrontends;
+    int first_frontend_node;   /* frontends are nodes first..first+nfrontends-1 */
+    double gpu_mem_mb;
+    double net_allowance_us;   /* subtracted from SLOs when planning */
+    const nx_placement_ops *placement;
+    nx_sched_params p;
+    nx_epoch_fn on_epoch;
+    void *on_epoch_ctx;
+} nx_scheduler_cfg;
+
+typedef struct nx_scheduler {
+    nx_env *env;
+    nx_scheduler_cfg cfg;
+    nx_plan plan;              /* current, on physical GPUs */
+    nx_plan next;              /* scratch: the policy's output */
+    nx_plan mapped;            /* scratch: next after mapping onto GPUs */
+    nx_sess_spec *specs;
+    double *ewma;              /* nsess x nfrontends */
+    uint8_t *seen;             /* nsess x nfrontends: EWMA initialised */
+    double *rate;              /* per session: sum of EWMAs at the last beacon */
+    double *plan_rate;         /* per session: the rate the current plan is for */
+    int *hist;                 /* per session: beacons with a rate measured */
+    double alpha;
+    nx_time last_epoch;
+    uint64_t epoch;
+    nx_event beacon;
+    bool stopped;
+    uint64_t epochs, triggers;
+    int *map_tmp;              /* scratch for mapping */
+} nx_scheduler;
+
+void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cfg);
+void nx_scheduler_free(nx_scheduler *sc);
+/* Plan from each session's est_rate, push it, start the beacon timer. */
+int nx_scheduler_start(nx_scheduler *sc);
+void nx_scheduler_stop(nx_scheduler *sc);
+void nx_scheduler_recv(nx_scheduler *sc, nx_msg *m);
+
+#endif

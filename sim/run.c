@@ -1,0 +1,648 @@
+/* run.c — one simulated run (see run.h): builds the session catalog from the
+ * experiment's apps, instantiates the engine's scheduler, F frontends and one
+ * backend per GPU on a fresh simulator, drives client arrivals from the
+ * workload generators, and reduces the per-request records to metrics.
+ *
+ * Arrivals: one generator per app (Poisson, Gamma with a CV, uniform,
+ * piecewise-rate Poisson), or one shared trace generator that maps each trace
+ * arrival onto the apps whose workload is `trace`. App i is served by frontend
+ * i mod F. Arrivals stop at `duration`; the run then drains until every request
+ * is answered or until 2 x the largest SLO + 1 s have passed (requests still
+ * unanswered then count as dropped).
+ *
+ * Metrics count requests that arrived in [warmup, duration). */
+#include "run.h"
+#include "sim.h"
+#include "backend.h"
+#include "frontend.h"
+#include "scheduler.h"
+#include "policies.h"
+#include "exec_policies.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+
+#define CHUNK_SHIFT 16
+#define CHUNK (1u << CHUNK_SHIFT)
+
+typedef struct run run;
+
+typedef struct gen {
+    nx_event ev;
+    run *r;
+    int app;              /* -1: the trace generator */
+    double rate;          /* scaled */
+    double gshape, gscale;/* gamma */
+    int step;             /* piecewise: current step */
+    size_t ti;            /* trace: next index */
+    double toff;          /* trace: offset of the current loop (s) */
+    double tperiod;       /* trace: loop period (s) */
+    int copies_left;      /* trace: copies of the current arrival still to send */
+    double t;             /* exact time of the armed arrival (s) */
+} gen;
+
+struct run {
+    const nx_experiment *x;
+    nx_sim sim;
+    nx_session *sess;
+    int ns, ng, nf;
+    nx_scheduler sched;
+    nx_backend *be;
+    nx_frontend *fe;
+    gen *gens;
+    int ngens;
+    gsl_rng *wrng;          /* workload randomness, separate from the sim's */
+    double scale;
+    nx_time end_arrivals, window_start, window_end;
+    /* requests */
+    nx_req **chunks;
+    size_t nchunks, nreqs;
+    uint64_t done;
+    /* trace mapping */
+    int *trace_apps;
+    int ntrace_apps;
+    double *trace_cdf;
+    uint64_t trace_rr;
+    /* timeline */
+    nx_run_result *res;
+    int captl;
+    /* progress */
+    const nx_run_opts *o;
+    struct timespec t0;
+    double last_progress;
+};
+
+static double wall_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+static nx_req *new_req(run *r)
+{
+    size_t i = r->nreqs;
+    if ((i >> CHUNK_SHIFT) >= r->nchunks) {
+        r->chunks = nx_realloc(r->chunks, sizeof(nx_req *) * (r->nchunks + 1));
+        r->chunks[r->nchunks++] = nx_calloc(CHUNK, sizeof(nx_req));
+    }
+    nx_req *q = &r->chunks[i >> CHUNK_SHIFT][i & (CHUNK - 1)];
+    memset(q, 0, sizeof *q);
+    q->id = i;
+    r->nreqs++;
+    return q;
+}
+
+static inline nx_req *req_at(const run *r, size_t i)
+{
+    return &r->chunks[i >> CHUNK_SHIFT][i & (CHUNK - 1)];
+}
+
+static void submit(run *r, int app)
+{
+    nx_req *q = new_req(r);
+    q->session = app;
+    nx_frontend_submit(&r->fe[app % r->nf], q);
+}
+
+/* ---- arrival generators ------------------------------------------------------ */
+
+static double gap_s(gen *g)
+{
+    const nx_workload *w = &g->r->x->apps[g->app].wl;
+    switch (w->kind) {
+    case NX_WL_POISSON:
+        return gsl_ran_exponential(g->r->wrng, 1.0 / g->rate);
+    case NX_WL_GAMMA:
+        return gsl_ran_gamma(g->r->wrng, g->gshape, g->gscale);
+    case NX_WL_UNIFORM:
+        return 1.0 / g->rate;
+    default:
+        NX_ASSERT(!"gap_s: bad workload kind");
+        return 0;
+    }
+}
+
+/* Arm the generator for t_s (seconds; kept in double in g->t so rounding to
+ * ns never accumulates). Two arrivals closer than 1 ns share a time. */
+static void arm(gen *g, double t_s)
+{
+    g->t = t_s;
+    nx_time t = (nx_time)llround(t_s * 1e9);
+    if (t < g->r->sim.now)
+        t = g->r->sim.now;
+    if (t >= g->r->end_arrivals)
+        return;
+    nx_at(&g->r->sim.env, &g->ev, t);
+}
+
+/* Next arrival of a piecewise-rate Poisson process after time t (memoryless:
+ * a draw that crosses a step boundary restarts at the boundary). */
+static double piecewise_next(gen *g, double t)
+{
+    const nx_workload *w = &g->r->x->apps[g->app].wl;
+    for (;;) {
+        double rate = w->steps[g->step].rate * g->r->scale;
+        double bound = g->step + 1 < w->nsteps ? w->steps[g->step + 1].at_s : INFINITY;
+        if (rate > 0) {
+            double nt = t + gsl_ran_exponential(g->r->wrng, 1.0 / rate);
+            if (nt < bound)
+                return nt;
+        }
+        if (bound == INFINITY)
+            return INFINITY;
+        t = bound;
+        g->step++;
+    }
+}
+
+static void app_fire(nx_event *ev)
+{
+    gen *g = NX_CONTAINER_OF(ev, gen, ev);
+    run *r = g->r;
+    submit(r, g->app);
+    double t = g->t;
+    if (r->x->apps[g->app].wl.kind == NX_WL_PIECEWISE)
+        arm(g, piecewise_next(g, t));
+    else
+        arm(g, t + gap_s(g));
+}
+
+static int trace_pick_app(run *r, size_t idx)
+{
+    const nx_trace_cfg *tc = &r->x->trace;
+    int n = r->ntrace_apps;
+    switch (tc->map) {
+    case NX_TRACE_MAP_ROUND_ROBIN:
+        return r->trace_apps[r->trace_rr++ % (uint64_t)n];
+    case NX_TRACE_MAP_HASH: {
+        uint64_t z = idx * 0x9e3779b97f4a7c15ULL;
+        z ^= z >> 29;
+        z *= 0xbf58476d1ce4e5b9ULL;
+        z ^= z >> 32;
+        return r->trace_apps[z % (uint64_t)n];
+    }
+    default: { /* zipf, weight: sample the CDF */
+        double u = gsl_rng_uniform(r->wrng);
+        for (int i = 0; i < n - 1; i++)
+            if (u < r->trace_cdf[i])
+                return r->trace_apps[i];
+        return r->trace_apps[n - 1];
+    }
+    }
+}
+
+static double trace_time(gen *g)
+{
+    const nx_trace_cfg *tc = &g->r->x->trace;
+    return g->toff + tc->trace.t_s[g->ti] * tc->time_scale;
+}
+
+static int trace_copies(gen *g)
+{
+    double s = g->r->x->trace.rate_scale * g->r->scale;
+    double fl = floor(s);
+    int k = (int)fl;
+    if (gsl_rng_uniform(g->r->wrng) < s - fl)
+        k++;
+    return k;
+}
+
+/* Advance to the next trace arrival that yields at least one request. */
+static void trace_arm_next(gen *g)
+{
+    const nx_trace_cfg *tc = &g->r->x->trace;
+    for (;;) {
+        if (g->ti >= tc->trace.n) {
+            if (!tc->loop)
+                return;
+            g->ti = 0;
+            g->toff += g->tperiod;
+        }
+        g->copies_left = trace_copies(g);
+        if (g->copies_left > 0)
+            break;
+        g->ti++;
+    }
+    arm(g, trace_time(g));
+}
+
+static void trace_fire(nx_event *ev)
+{
+    gen *g = NX_CONTAINER_OF(ev, gen, ev);
+    run *r = g->r;
+    for (int k = 0; k < g->copies_left; k++)
+        submit(r, trace_pick_app(r, r->nreqs));
+    g->ti++;
+    trace_arm_next(g);
+}
+
+static void setup_trace(run *r)
+{
+    const nx_experiment *x = r->x;
+    r->trace_apps = nx_malloc(sizeof(int) * (size_t)x->napps);
+    r->trace_cdf = nx_malloc(sizeof(double) * (size_t)x->napps);
+    double tot = 0;
+    for (int a = 0; a < x->napps; a++) {
+        if (x->apps[a].wl.kind != NX_WL_TRACE)
+            continue;
+        int k = r->ntrace_apps++;
+        r->trace_apps[k] = a;
+        double w = x->trace.map == NX_TRACE_MAP_ZIPF ? 1.0 / pow(k + 1, x->trace.zipf_s)
+                                                      : x->apps[a].wl.rate;
+        tot += w;
+        r->trace_cdf[k] = tot;
+    }
+    for (int k = 0; k < r->ntrace_apps; k++)
+        r->trace_cdf[k] = tot > 0 ? r->trace_cdf[k] / tot : (k + 1.0) / r->ntrace_apps;
+}
+
+/* Mean rate an app is expected to see, for the scheduler's first plan. */
+static double expected_rate(const run *r, int a)
+{
+    const nx_experiment *x = r->x;
+    const nx_workload *w = &x->apps[a].wl;
+    switch (w->kind) {
+    case NX_WL_PIECEWISE:
+        return w->steps[0].rate * r->scale;
+    case NX_WL_TRACE: {
+        const nx_trace *t = &x->trace.trace;
+        double span = t->n > 1 ? t->t_s[t->n - 1] * x->trace.time_scale : 1.0;
+        double total = (double)t->n / (span > 0 ? span : 1.0) * x->trace.rate_scale * r->scale;
+        double share = 0;
+        for (int k = 0; k < r->ntrace_apps; k++)
+            if (r->trace_apps[k] == a)
+                share = r->trace_cdf[k] - (k ? r->trace_cdf[k - 1] : 0);
+        return total * share;
+    }
+    default:
+        return w->rate * r->scale;
+    }
+}
+
+static void start_generators(run *r)
+{
+    const nx_experiment *x = r->x;
+    r->gens = nx_calloc((size_t)x->napps + 1, sizeof(gen));
+    for (int a = 0; a < x->napps; a++) {
+        const nx_workload *w = &x->apps[a].wl;
+        if (w->kind == NX_WL_TRACE)
+            continue;
+        gen *g = &r->gens[r->ngens++];
+        g->r = r;
+        g->app = a;
+        g->ev.fn = app_fire;
+        g->rate = w->rate * r->scale;
+        if (w->kind == NX_WL_PIECEWISE) {
+            arm(g, piecewise_next(g, 0));
+            continue;
+        }
+        if (!(g->rate > 0))
+            continue;
+        if (w->kind == NX_WL_GAMMA) {
+            g->gshape = 1.0 / (w->cv * w->cv);
+            g->gscale = 1.0 / (g->rate * g->gshape);
+        }
+        /* uniform arrivals start at a random phase; the others draw a gap */
+        double first = w->kind == NX_WL_UNIFORM ? gsl_rng_uniform(r->wrng) / g->rate : gap_s(g);
+        arm(g, first);
+    }
+    if (r->ntrace_apps > 0 && x->trace.trace.n > 0) {
+        gen *g = &r->gens[r->ngens++];
+        g->r = r;
+        g->app = -1;
+        g->ev.fn = trace_fire;
+        const nx_trace *t = &x->trace.trace;
+        double span = t->t_s[t->n - 1];
+        double meangap = t->n > 1 ? span / (double)(t->n - 1) : 1.0;
+        g->tperiod = (span + meangap) * x->trace.time_scale;
+        trace_arm_next(g);
+    }
+}
+
+/* ---- wiring -------------------------------------------------------------------- */
+
+static void deliver(void *ctx, int dst, nx_msg *m)
+{
+    run *r = ctx;
+    if (dst == NX_NODE_SCHEDULER)
+        nx_scheduler_recv(&r->sched, m);
+    else if (dst <= r->ng)
+        nx_backend_recv(&r->be[dst - 1], m);
+    else
+        nx_frontend_recv(&r->fe[dst - 1 - r->ng], m);
+}
+
+/* Control messages are owned by their receiver; free those never received. */
+static void free_ctrl_msg(void *ctx, nx_msg *m)
+{
+    (void)ctx;
+    if (m->type == NX_MSG_TABLE || m->type == NX_MSG_ROUTES || m->type == NX_MSG_RATES)
+        free(m);
+}
+
+static void on_done(void *ctx, nx_req *q)
+{
+    run *r = ctx;
+    r->done++;
+}
+
+static void on_epoch(void *ctx, const nx_plan *plan, nx_time now, const char *why)
+{
+    run *r = ctx;
+    nx_run_result *res = r->res;
+    if (res->ntimeline == r->captl) {
+        r->captl = r->captl ? r->captl * 2 : 16;
+        res->timeline = nx_realloc(res->timeline, sizeof(nx_timeline_pt) * (size_t)r->captl);
+    }
+    nx_timeline_pt *p = &res->timeline[res->ntimeline++];
+    p->t_s = NX_TO_SEC(now);
+    p->used = plan->used;
+    p->planned = 0;
+    for (int s = 0; s < plan->nsess; s++)
+        p->planned += nx_plan_session_throughput(plan, s);
+    snprintf(p->why, sizeof p->why, "%s", why);
+}
+
+static void progress(run *r, bool final)
+{
+    if (!r->o->progress)
+        return;
+    double w = wall_since(&r->t0);
+    if (!final && w - r->last_progress < 0.5)
+        return;
+    if (!final && w < 2.0)
+        return;
+    r->last_progress = w;
+    fprintf(stderr, "\r  %s: t=%.0f/%.0f s simulated, %zu requests, %.1f s wall%s",
+            r->o->label ? r->o->label : "run", NX_TO_SEC(r->sim.now), r->x->duration_s,
+            r->nreqs, w, final ? "\n" : "");
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static void reduce(run *r, nx_run_result *res)
+{
+    const nx_experiment *x = r->x;
+    res->window_s = x->duration_s - x->warmup_s;
+    res->napps = x->napps;
+    res->apps = nx_calloc((size_t)x->napps, sizeof(nx_app_stats));
+    double *lat = nx_malloc(sizeof(double) * (r->nreqs ? r->nreqs : 1));
+    size_t nl = 0;
+    double sum = 0;
+    for (size_t i = 0; i < r->nreqs; i++) {
+        nx_req *q = req_at(r, i);
+        if (q->status == NX_REQ_PENDING) { /* unanswered at the end of the drain */
+            q->status = NX_REQ_DROPPED;
+            q->finish = 0;
+        }
+        if (q->arrival < r->window_start || q->arrival >= r->window_end)
+            continue;
+        nx_app_stats *as = &res->apps[q->session];
+        res->sent++;
+        as->sent++;
+        switch (q->status) {
+        case NX_REQ_OK:
+            res->ok++;
+            as->ok++;
+            break;
+        case NX_REQ_LATE:
+            res->late++;
+            as->late++;
+            break;
+        default:
+            res->dropped++;
+            as->dropped++;
+            break;
+        }
+        if (q->status == NX_REQ_OK || q->status == NX_REQ_LATE) {
+            double ms = NX_TO_MS(q->finish - q->arrival);
+            lat[nl++] = ms;
+            sum += ms;
+        }
+    }
+    res->offered_rate = res->sent / res->window_s;
+    res->goodput = res->ok / res->window_s;
+    res->bad_rate = res->sent ? (double)(res->late + res->dropped) / (double)res->sent : 0;
+    if (nl > 0) {
+        gsl_sort(lat, 1, nl);
+        res->lat_p50_ms = gsl_stats_quantile_from_sorted_data(lat, 1, nl, 0.50);
+        res->lat_p90_ms = gsl_stats_quantile_from_sorted_data(lat, 1, nl, 0.90);
+        res->lat_p99_ms = gsl_stats_quantile_from_sorted_data(lat, 1, nl, 0.99);
+        res->lat_max_ms = lat[nl - 1];
+        res->lat_mean_ms = sum / (double)nl;
+    }
+    free(lat);
+    /* GPUs used, time-weighted over the window, from the epoch timeline
+     * (a plan counts from the epoch that made it) */
+    double acc = 0, ws = NX_TO_SEC(r->window_start), we = NX_TO_SEC(r->window_end);
+    for (int k = 0; k < res->ntimeline; k++) {
+        double a = res->timeline[k].t_s;
+        double b = k + 1 < res->ntimeline ? res->timeline[k + 1].t_s : we;
+        if (a < ws)
+            a = ws;
+        if (b > we)
+            b = we;
+        if (b > a)
+            acc += (b - a) * res->timeline[k].used;
+    }
+    res->gpus_used_avg = we > ws ? acc / (we - ws) : 0;
+    res->ngpu = r->ng;
+    res->util = nx_calloc((size_t)r->ng, sizeof(double));
+    int nused = 0;
+    double usum = 0;
+    for (int g = 0; g < r->ng; g++) {
+        res->util[g] = NX_TO_SEC(r->be[g].busy_in_window) / res->window_s;
+        if (r->be[g].batches > 0) {
+            usum += res->util[g];
+            nused++;
+        }
+    }
+    res->util_mean = nused ? usum / nused : 0;
+}
+
+int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
+           nx_run_result *res, nx_errbuf *eb)
+{
+    memset(res, 0, sizeof *res);
+    const nx_placement_ops *place = nx_placement_find(combo->placement);
+    const nx_batching_ops *bops = nx_batching_find(combo->batching);
+    const nx_lb_ops *lb = nx_lb_find(combo->lb);
+    char names[256];
+    if (!place) {
+        nx_placement_list(names, sizeof names);
+        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown placement '%s' (known: %s)",
+                   x->path, combo->name, combo->placement, names);
+        return NX_ERR_NOTFOUND;
+    }
+    if (!bops) {
+        nx_batching_list(names, sizeof names);
+        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown batching '%s' (known: %s)",
+                   x->path, combo->name, combo->batching, names);
+        return NX_ERR_NOTFOUND;
+    }
+    if (!lb) {
+        nx_lb_list(names, sizeof names);
+        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown lb '%s' (known: %s)", x->path,
+                   combo->name, combo->lb, names);
+        return NX_ERR_NOTFOUND;
+    }
+
+    run *r = nx_calloc(1, sizeof *r);
+    r->x = x;
+    r->o = o;
+    r->res = res;
+    r->scale = o->scale;
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    res->scale = o->scale;
+    r->ns = x->napps;
+    r->ng = x->gpus;
+    r->nf = x->napps < 8 ? x->napps : 8;
+    r->end_arrivals = NX_SEC(x->duration_s);
+    r->window_start = NX_SEC(x->warmup_s);
+    r->window_end = NX_SEC(x->duration_s);
+    r->wrng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(r->wrng, (unsigned long)(o->seed * 2654435761u + 1));
+    nx_sim_init(&r->sim, o->seed, x->net_delay_us, x->net_jitter_us, deliver, r);
+    nx_env *env = &r->sim.env;
+
+    if (x->has_trace)
+        setup_trace(r);
+    double max_slo_us = 0;
+    r->sess = nx_calloc((size_t)r->ns, sizeof(nx_session));
+    for (int a = 0; a < r->ns; a++) {
+        nx_session *s = &r->sess[a];
+        s->id = a;
+        snprintf(s->name, sizeof s->name, "%s", x->apps[a].name);
+        s->prof = x->apps[a].profile;
+        s->slo_us = x->apps[a].slo_ms * 1000.0;
+        s->est_rate = expected_rate(r, a);
+        if (s->slo_us > max_slo_us)
+            max_slo_us = s->slo_us;
+    }
+
+    r->be = nx_calloc((size_t)r->ng, sizeof(nx_backend));
+    for (int g = 0; g < r->ng; g++) {
+        nx_backend_cfg bc = {
+            .gpu = g,
+            .sessions = r->sess,
+            .nsess = r->ns,
+            .batching = bops,
+            .bp = &x->batch,
+            .multiplier = x->sched.profile_multiplier,
+            .window_start = r->window_start,
+            .window_end = r->window_end,
+        };
+        nx_backend_init(&r->be[g], env, &bc);
+    }
+    r->fe = nx_calloc((size_t)r->nf, sizeof(nx_frontend));
+    for (int f = 0; f < r->nf; f++) {
+        nx_frontend_cfg fc = {
+            .index = f,
+            .node = 1 + r->ng + f,
+            .sessions = r->sess,
+            .nsess = r->ns,
+            .ngpu = r->ng,
+            .lb = lb,
+            .seed = o->seed * 1000003u + (uint64_t)f,
+            .beacon_s = x->sched.beacon_s,
+            .report_s = x->sched.report_s,
+            .on_done = on_done,
+            .on_done_ctx = r,
+        };
+        nx_frontend_init(&r->fe[f], env, &fc);
+    }
+    nx_scheduler_cfg sc = {
+        .sessions = r->sess,
+        .nsess = r->ns,
+        .ngpu = r->ng,
+        .nfrontends = r->nf,
+        .first_frontend_node = 1 + r->ng,
+        .gpu_mem_mb = x->gpu_mem_mb,
+        .net_allowance_us = 2 * (x->net_delay_us + x->net_jitter_us),
+        .placement = place,
+        .p = x->sched,
+        .on_epoch = on_epoch,
+        .on_epoch_ctx = r,
+    };
+    nx_scheduler_init(&r->sched, env, &sc);
+    int rc = nx_scheduler_start(&r->sched);
+    if (rc < 0) {
+        nx_err_set(eb, rc, "%s: placement '%s' failed: %s", x->path, place->name,
+                   nx_strerror(rc));
+    } else {
+        for (int f = 0; f < r->nf; f++)
+            nx_frontend_start(&r->fe[f]);
+        start_generators(r);
+
+        /* run: arrivals until `duration`, then drain */
+        nx_time hard_end = r->end_arrivals + NX_US(2 * max_slo_us) + NX_SEC(1);
+        uint64_t k = 0;
+        for (;;) {
+            if (r->sim.now >= r->end_arrivals && r->done == r->nreqs)
+                break;
+            if (!nx_sim_step(&r->sim, hard_end))
+                break;
+            if ((++k & 0xffff) == 0)
+                progress(r, false);
+        }
+        if (r->last_progress > 0)
+            progress(r, true);
+        nx_scheduler_stop(&r->sched);
+        for (int f = 0; f < r->nf; f++)
+            nx_frontend_stop(&r->fe[f]);
+
+        res->epochs = r->sched.epochs;
+        res->triggers = r->sched.triggers;
+        nx_plan_init(&res->final_plan, r->ng, r->ns);
+        nx_plan_copy(&res->final_plan, &r->sched.plan);
+        reduce(r, res);
+        res->events = r->sim.events;
+        res->total_requests = r->nreqs;
+        if (o->keep_requests) {
+            res->reqs = nx_malloc(sizeof(nx_req) * (r->nreqs ? r->nreqs : 1));
+            for (size_t i = 0; i < r->nreqs; i++)
+                res->reqs[i] = *req_at(r, i);
+            res->nreqs = r->nreqs;
+        }
+    }
+    res->wall_s = wall_since(&r->t0);
+    nx_sim_discard(&r->sim, free_ctrl_msg, NULL);
+
+    nx_scheduler_free(&r->sched);
+    for (int f = 0; f < r->nf; f++)
+        nx_frontend_free(&r->fe[f]);
+    for (int g = 0; g < r->ng; g++)
+        nx_backend_free(&r->be[g]);
+    free(r->fe);
+    free(r->be);
+    free(r->sess);
+    free(r->gens);
+    free(r->trace_apps);
+    free(r->trace_cdf);
+    for (size_t c = 0; c < r->nchunks; c++)
+        free(r->chunks[c]);
+    free(r->chunks);
+    nx_sim_free(&r->sim);
+    gsl_rng_free(r->wrng);
+    free(r);
+    return rc;
+}
+
+void nx_run_result_free(nx_run_result *r)
+{
+    free(r->util);
+    free(r->timeline);
+    free(r->apps);
+    free(r->reqs);
+    if (r->final_plan.gpu)
+        nx_plan_free(&r->final_plan);
+    memset(r, 0, sizeof *r);
+}
