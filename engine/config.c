@@ -56,19 +56,26 @@ static yaml_node_t *node_at(cfg *c, int id)
 }
 
 /* Record "PATH:LINE: <what> (field 'F')" and return rc. */
-static int fail(cfg *c, int rc, const yaml_node_t *n, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail(cfg *c, int rc, const yaml_node_t *n, const char *field, const char *fmt, ...)
+static int vfail(cfg *c, int rc, const yaml_node_t *n, const char *field, const char *fmt,
+                 va_list ap)
 {
     char what[400];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
     if (field && field[0])
         nx_err_set(c->eb, rc, "%s:%d: %s (field '%s')", c->path, n ? line_of(n) : 1, what, field);
     else
         nx_err_set(c->eb, rc, "%s:%d: %s", c->path, n ? line_of(n) : 1, what);
+    return rc;
+}
+
+static int fail(cfg *c, int rc, const yaml_node_t *n, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail(cfg *c, int rc, const yaml_node_t *n, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, rc, n, field, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -99,6 +106,23 @@ static yaml_node_t *find_key(cfg *c, yaml_node_t *n, const char *key, bool want_
             return want_key ? k : node_at(c, p->value);
     }
     return NULL;
+}
+
+/* A config error about `key` of section n (at field): at the key's line when
+ * it is given (its key node with at_key, else its value), else at the section's. */
+static int fail_key(cfg *c, yaml_node_t *n, const char *field, const char *key, bool at_key,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int fail_key(cfg *c, yaml_node_t *n, const char *field, const char *key, bool at_key,
+                    const char *fmt, ...)
+{
+    char sub[FIELD_MAX];
+    join_field(sub, field, key);
+    yaml_node_t *at = find_key(c, n, key, at_key);
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(c, NX_ERR_CONFIG, at ? at : n, sub, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 /* Item i of sequence n, or NULL. */
@@ -521,14 +545,12 @@ static int check_workload(cfg *c, yaml_node_t *n, void *obj, const table *t, uin
     for (int i = 0; i < 3; i++) {
         const char *key = wl_opt_keys[i];
         bool given = seen_key(t, seen, key);
-        char sub[FIELD_MAX];
-        join_field(sub, field, key);
         if (given && wl_opt_use[wl->kind][i] == 0)
-            return fail(c, NX_ERR_CONFIG, find_key(c, n, key, true), sub,
-                        "'%s' does not apply to a %s workload", key, type);
+            return fail_key(c, n, field, key, true, "'%s' does not apply to a %s workload", key,
+                            type);
         if (!given && wl_opt_use[wl->kind][i] == 2)
-            return fail(c, NX_ERR_CONFIG, n, sub, "missing required field '%s' (a %s workload needs it)",
-                        key, type);
+            return fail_key(c, n, field, key, true,
+                            "missing required field '%s' (a %s workload needs it)", key, type);
     }
     if (wl->kind == NX_WL_TRACE && !seen_key(t, seen, "rate"))
         wl->rate = 1.0;   /* the app's share weight */
@@ -575,12 +597,8 @@ static int check_run(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t
     nx_experiment *x = obj;
     if (x->warmup_s < x->duration_s)
         return 0;
-    bool w = seen_key(t, seen, "warmup_s");
-    yaml_node_t *at = find_key(c, n, w ? "warmup_s" : "duration_s", false);
-    char sub[FIELD_MAX];
-    join_field(sub, field, w ? "warmup_s" : "duration_s");
-    return fail(c, NX_ERR_CONFIG, at ? at : n, sub,
-                "warmup_s (%g) must be less than duration_s (%g)", x->warmup_s, x->duration_s);
+    return fail_key(c, n, field, seen_key(t, seen, "warmup_s") ? "warmup_s" : "duration_s", false,
+                    "warmup_s (%g) must be less than duration_s (%g)", x->warmup_s, x->duration_s);
 }
 
 static int check_search(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
@@ -589,11 +607,8 @@ static int check_search(cfg *c, yaml_node_t *n, void *obj, const table *t, uint6
     nx_experiment *x = obj;
     if (x->search_hi > x->search_lo)
         return 0;
-    yaml_node_t *at = find_key(c, n, "hi", false);
-    char sub[FIELD_MAX];
-    join_field(sub, field, "hi");
-    return fail(c, NX_ERR_CONFIG, at ? at : n, sub, "hi (%g) must be greater than lo (%g)",
-                x->search_hi, x->search_lo);
+    return fail_key(c, n, field, seen_key(t, seen, "hi") ? "hi" : "lo", false,
+                    "hi (%g) must be greater than lo (%g)", x->search_hi, x->search_lo);
 }
 
 static int check_experiment(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
@@ -606,10 +621,10 @@ static int check_experiment(cfg *c, yaml_node_t *n, void *obj, const table *t, u
             continue;
         yaml_node_t *app = seq_item(c, find_key(c, n, "apps", false), i);
         char sub[FIELD_MAX];
-        field_fmt(sub, "apps[%d].workload.type", i);
-        return fail(c, NX_ERR_CONFIG, find_key(c, find_key(c, app, "workload", false), "type", false),
-                    sub, "app '%s' uses the trace workload but the experiment has no trace section",
-                    x->apps[i].name);
+        field_fmt(sub, "apps[%d].workload", i);
+        return fail_key(c, find_key(c, app, "workload", false), sub, "type", false,
+                        "app '%s' uses the trace workload but the experiment has no trace section",
+                        x->apps[i].name);
     }
     return 0;
 }

@@ -4,9 +4,7 @@
  * after topping it up, so route i gets runs of about w_i / w_min requests per
  * round. Deterministic; weighted random only if 2n steps find nothing (it
  * cannot happen with positive weights, but the bound keeps the loop finite). */
-#include "ops.h"
-
-int nx_lb_weighted_pick(const nx_route *r, uint64_t *rng);
+#include "policies.h"
 
 static int pick(nx_route *r, const int *outstanding, uint64_t *rng)
 {

@@ -3,9 +3,7 @@
  * backend for its utilization over an RPC cached for 10 ms; here the load is
  * what the frontend knows without asking: its requests in flight at each GPU,
  * normalised by the route's weight. */
-#include "ops.h"
-
-int nx_lb_weighted_pick(const nx_route *r, uint64_t *rng);
+#include "policies.h"
 
 static int pick(nx_route *r, const int *outstanding, uint64_t *rng)
 {

@@ -3,7 +3,7 @@
  * The original's fallback loop could index past the end of the backend list
  * when rounding left u at the very top (reference/nexus.md §5); here the walk
  * ends on the last route. */
-#include "ops.h"
+#include "policies.h"
 
 int nx_lb_weighted_pick(const nx_route *r, uint64_t *rng)
 {

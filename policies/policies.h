@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "plan.h"
+#include "ops.h"
 
 /* ---- placement (interface in plan.h) ---------------------------------------- */
 
@@ -19,9 +20,23 @@ const nx_placement_ops *nx_placement_find(const char *name);
 /* The known names, comma-separated, into buf (for "unknown policy" messages). */
 void nx_placement_list(char *buf, size_t n);
 
-/* ---- batching and load balancing (interfaces in ops.h) ---------------------- */
-/* Their tables live for now in exec_policies.h / registry_exec.c; when they
- * move here: the extern ops tables, nx_batching_find/list and nx_lb_find/list,
- * following the placement pattern above. */
+/* ---- batching (interface in ops.h) ------------------------------------------ */
+
+extern const nx_batching_ops nx_batch_early_drop_ops, nx_batch_lazy_drop_ops,
+    nx_batch_clipper_ops, nx_batch_tf_serving_ops;
+
+const nx_batching_ops *nx_batching_find(const char *name);
+void nx_batching_list(char *buf, size_t n);
+
+/* ---- load balancing (interface in ops.h) ------------------------------------- */
+
+extern const nx_lb_ops nx_lb_drr_ops, nx_lb_weighted_random_ops, nx_lb_power_of_two_ops;
+
+const nx_lb_ops *nx_lb_find(const char *name);
+void nx_lb_list(char *buf, size_t n);
+
+/* Weighted random pick over a route (lb_weighted_random.c); other load
+ * balancers fall back to it. */
+int nx_lb_weighted_pick(const nx_route *r, uint64_t *rng);
 
 #endif

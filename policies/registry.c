@@ -45,7 +45,49 @@ void nx_placement_list(char *buf, size_t n)
     LIST_NAMES(placement_table, buf, n);
 }
 
-/* ---- batching and load balancing ---------------------------------------------- */
-/* Place for batching_table[] / nx_batching_find / nx_batching_list and
- * lb_table[] / nx_lb_find / nx_lb_list (LIST_NAMES serves them too); they are
- * in registry_exec.c for now. */
+/* ---- batching ------------------------------------------------------------------ */
+
+static const nx_batching_ops *const batching_table[] = {
+    &nx_batch_early_drop_ops,
+    &nx_batch_lazy_drop_ops,
+    &nx_batch_clipper_ops,
+    &nx_batch_tf_serving_ops,
+};
+
+const nx_batching_ops *nx_batching_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < sizeof batching_table / sizeof batching_table[0]; i++)
+        if (strcmp(batching_table[i]->name, name) == 0)
+            return batching_table[i];
+    return NULL;
+}
+
+void nx_batching_list(char *buf, size_t n)
+{
+    LIST_NAMES(batching_table, buf, n);
+}
+
+/* ---- load balancing ------------------------------------------------------------ */
+
+static const nx_lb_ops *const lb_table[] = {
+    &nx_lb_drr_ops,
+    &nx_lb_weighted_random_ops,
+    &nx_lb_power_of_two_ops,
+};
+
+const nx_lb_ops *nx_lb_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < sizeof lb_table / sizeof lb_table[0]; i++)
+        if (strcmp(lb_table[i]->name, name) == 0)
+            return lb_table[i];
+    return NULL;
+}
+
+void nx_lb_list(char *buf, size_t n)
+{
+    LIST_NAMES(lb_table, buf, n);
+}

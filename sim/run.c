@@ -17,7 +17,6 @@
 #include "frontend.h"
 #include "scheduler.h"
 #include "policies.h"
-#include "exec_policies.h"
 
 #include <math.h>
 #include <stdio.h>
