@@ -136,4 +136,6 @@ plots: | $(DEPS_STAMP)
 clean:
 	rm -rf build
 
+.SECONDARY:
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -96,7 +96,7 @@ typedef struct nx_experiment {
     /* cluster */
     int gpus;
     char gpu_type[NX_NAME_MAX];
-    double gpu_mem_mb;      /* memory per GPU (default 80000) */
+    double gpu_mem_mb;      /* memory per GPU: gpu_mem_gb x 1024 (default 80 GB = 81920 MB) */
     char profile_dir[512];  /* resolved relative to the experiment file */
     /* apps */
     nx_app *apps;

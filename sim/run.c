@@ -43,7 +43,9 @@ typedef struct gen {
     size_t ti;            /* trace: next index */
     double toff;          /* trace: offset of the current loop (s) */
     double tperiod;       /* trace: loop period (s) */
-    int copies_left;      /* trace: copies of the current arrival still to send */
+    int copies_left;      /* trace: copies the current arrival yields */
+    int copy;             /* trace: copies sent so far */
+    double base, gap;     /* trace: the arrival's time and the gap to the next (s) */
     double t;             /* exact time of the armed arrival (s) */
 } gen;
 
@@ -214,7 +216,21 @@ static int trace_copies(gen *g)
     return k;
 }
 
-/* Advance to the next trace arrival that yields at least one request. */
+/* Time until the trace's next arrival after row g->ti (s, scaled). */
+static double trace_gap(gen *g)
+{
+    const nx_trace_cfg *tc = &g->r->x->trace;
+    if (g->ti + 1 < tc->trace.n)
+        return (tc->trace.t_s[g->ti + 1] - tc->trace.t_s[g->ti]) * tc->time_scale;
+    return g->toff + g->tperiod - trace_time(g);
+}
+
+/* Advance to the next trace arrival that yields at least one request. Its
+ * copies are spread over the gap to the following arrival, one per equal
+ * slice at a uniform point of the slice, the first exactly at the arrival:
+ * rate scaling multiplies the rate at every time scale above one
+ * inter-arrival gap and keeps the trace's burst structure, without creating
+ * bursts of simultaneous requests that the trace does not have. */
 static void trace_arm_next(gen *g)
 {
     const nx_trace_cfg *tc = &g->r->x->trace;
@@ -230,15 +246,22 @@ static void trace_arm_next(gen *g)
             break;
         g->ti++;
     }
-    arm(g, trace_time(g));
+    g->copy = 0;
+    g->base = trace_time(g);
+    g->gap = trace_gap(g);
+    arm(g, g->base);
 }
 
 static void trace_fire(nx_event *ev)
 {
     gen *g = NX_CONTAINER_OF(ev, gen, ev);
     run *r = g->r;
-    for (int k = 0; k < g->copies_left; k++)
-        submit(r, trace_pick_app(r, r->nreqs));
+    submit(r, trace_pick_app(r, r->nreqs));
+    if (++g->copy < g->copies_left) {
+        double u = gsl_rng_uniform(r->wrng);
+        arm(g, g->base + g->gap * (g->copy + u) / g->copies_left);
+        return;
+    }
     g->ti++;
     trace_arm_next(g);
 }
