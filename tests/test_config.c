@@ -390,7 +390,7 @@ static const char full_yaml[] =
     "    slo_ms: 60\n"
     "    workload: {type: trace}\n"
     "trace:\n"
-    "  file: ../../shared/traces/azure-llm-2023/code.csv\n"
+    "  file: ../traces/azure-llm-2023/code.csv\n"
     "  time_scale: 0.5\n"
     "  rate_scale: 2.5\n"
     "  map: zipf\n"
@@ -464,7 +464,7 @@ static void test_experiment_full(void)
     CHECK_DBL(x.apps[5].wl.rate, 1, 0);   /* the default trace weight */
     CHECK_TRUE(x.apps[0].profile == NULL);
     CHECK_TRUE(x.has_trace);
-    CHECK_STR(x.trace.file, "experiments/../../shared/traces/azure-llm-2023/code.csv");
+    CHECK_STR(x.trace.file, "experiments/../traces/azure-llm-2023/code.csv");
     CHECK_DBL(x.trace.time_scale, 0.5, 0);
     CHECK_DBL(x.trace.rate_scale, 2.5, 0);
     CHECK_INT(x.trace.map, NX_TRACE_MAP_ZIPF);
