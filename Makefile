@@ -56,7 +56,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LIBENGINE := $(BUILD)/libnxengine.a
 LIBSIM := $(BUILD)/libnxsim.a
-BINS := $(BUILD)/bin/nexus-sim $(BUILD)/bin/nexus-bench
+BINS := $(BUILD)/bin/nexus-sim $(BUILD)/bin/nexus-bench $(BUILD)/bin/nexus-tracegen
 
 .PHONY: all deps test demo bench plots clean experiments
 
@@ -99,6 +99,11 @@ $(BUILD)/bin/nexus-sim: $(BUILD)/obj/sim/main.o $(LIBSIM) $(LIBENGINE)
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/nexus-bench: $(BUILD)/obj/tools/bench.o $(LIBSIM) $(LIBENGINE)
+	@mkdir -p $(dir $@)
+	@$(if $(filter 1,$(V)),,echo "  LD  $@")
+	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/nexus-tracegen: $(BUILD)/obj/traces/tracegen.o
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)

@@ -25,8 +25,6 @@
 #include <time.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
-#include <gsl/gsl_sort.h>
-#include <gsl/gsl_statistics_double.h>
 
 #define CHUNK_SHIFT 16
 #define CHUNK (1u << CHUNK_SHIFT)
@@ -413,69 +411,48 @@ static void progress(run *r, bool final)
 static void reduce(run *r, nx_run_result *res)
 {
     const nx_experiment *x = r->x;
-    res->window_s = x->duration_s - x->warmup_s;
-    res->napps = x->napps;
-    res->apps = nx_calloc((size_t)x->napps, sizeof(nx_app_stats));
-    double *lat = nx_malloc(sizeof(double) * (r->nreqs ? r->nreqs : 1));
-    size_t nl = 0;
-    double sum = 0;
+    nx_stats st;
+    nx_stats_init(&st, x->napps, r->window_start, r->window_end);
     for (size_t i = 0; i < r->nreqs; i++) {
         nx_req *q = req_at(r, i);
         if (q->status == NX_REQ_PENDING) { /* unanswered at the end of the drain */
             q->status = NX_REQ_DROPPED;
             q->finish = 0;
         }
-        if (q->arrival < r->window_start || q->arrival >= r->window_end)
-            continue;
-        nx_app_stats *as = &res->apps[q->session];
-        res->sent++;
-        as->sent++;
-        switch (q->status) {
-        case NX_REQ_OK:
-            res->ok++;
-            as->ok++;
-            break;
-        case NX_REQ_LATE:
-            res->late++;
-            as->late++;
-            break;
-        default:
-            res->dropped++;
-            as->dropped++;
-            break;
-        }
-        if (q->status == NX_REQ_OK || q->status == NX_REQ_LATE) {
-            double ms = NX_TO_MS(q->finish - q->arrival);
-            lat[nl++] = ms;
-            sum += ms;
-        }
+        nx_stats_add(&st, q);
     }
-    res->offered_rate = res->sent / res->window_s;
-    res->goodput = res->ok / res->window_s;
-    res->bad_rate = res->sent ? (double)(res->late + res->dropped) / (double)res->sent : 0;
-    if (nl > 0) {
-        gsl_sort(lat, 1, nl);
-        res->lat_p50_ms = gsl_stats_quantile_from_sorted_data(lat, 1, nl, 0.50);
-        res->lat_p90_ms = gsl_stats_quantile_from_sorted_data(lat, 1, nl, 0.90);
-        res->lat_p99_ms = gsl_stats_quantile_from_sorted_data(lat, 1, nl, 0.99);
-        res->lat_max_ms = lat[nl - 1];
-        res->lat_mean_ms = sum / (double)nl;
-    }
-    free(lat);
-    /* GPUs used, time-weighted over the window, from the epoch timeline
-     * (a plan counts from the epoch that made it) */
-    double acc = 0, ws = NX_TO_SEC(r->window_start), we = NX_TO_SEC(r->window_end);
+    nx_metrics m;
+    nx_stats_finish(&st, &m);
+    res->window_s = m.window_s;
+    res->sent = m.sent;
+    res->ok = m.ok;
+    res->late = m.late;
+    res->dropped = m.dropped;
+    res->offered_rate = m.offered_rate;
+    res->goodput = m.goodput;
+    res->bad_rate = m.bad_rate;
+    res->lat_p50_ms = m.lat_p50_ms;
+    res->lat_p90_ms = m.lat_p90_ms;
+    res->lat_p99_ms = m.lat_p99_ms;
+    res->lat_max_ms = m.lat_max_ms;
+    res->lat_mean_ms = m.lat_mean_ms;
+    res->napps = x->napps;
+    res->apps = st.apps; /* taken over */
+    st.apps = NULL;
+    nx_stats_free(&st);
+
+    /* GPUs used, time-weighted over the window, from the epoch timeline (a
+     * plan counts from the epoch that made it) */
+    double *t = nx_malloc(sizeof(double) * (size_t)(res->ntimeline + 1));
+    double *v = nx_malloc(sizeof(double) * (size_t)(res->ntimeline + 1));
     for (int k = 0; k < res->ntimeline; k++) {
-        double a = res->timeline[k].t_s;
-        double b = k + 1 < res->ntimeline ? res->timeline[k + 1].t_s : we;
-        if (a < ws)
-            a = ws;
-        if (b > we)
-            b = we;
-        if (b > a)
-            acc += (b - a) * res->timeline[k].used;
+        t[k] = res->timeline[k].t_s;
+        v[k] = res->timeline[k].used;
     }
-    res->gpus_used_avg = we > ws ? acc / (we - ws) : 0;
+    res->gpus_used_avg = nx_stats_step_mean(t, v, res->ntimeline, NX_TO_SEC(r->window_start),
+                                            NX_TO_SEC(r->window_end));
+    free(t);
+    free(v);
     res->ngpu = r->ng;
     res->util = nx_calloc((size_t)r->ng, sizeof(double));
     int nused = 0;

@@ -7,6 +7,7 @@
 #include "experiment.h"
 #include "plan.h"
 #include "env.h"
+#include "stats.h"
 
 typedef struct nx_timeline_pt {
     double t_s;
@@ -14,10 +15,6 @@ typedef struct nx_timeline_pt {
     double planned;     /* total planned throughput (req/s) */
     char why[12];       /* "initial", "trigger", "periodic" */
 } nx_timeline_pt;
-
-typedef struct nx_app_stats {
-    uint64_t sent, ok, late, dropped;
-} nx_app_stats;
 
 typedef struct nx_run_result {
     double scale;

@@ -284,6 +284,58 @@ static void test_squishy_vs_oblivious(void)
     nx_tu_rmdir(d);
 }
 
+/* ---- trace replay: nexus-tracegen's output through a trace workload ------------ */
+
+static void test_trace_replay(void)
+{
+    char *d = nx_tu_tmpdir();
+    char root[1024], cmd[4096], out[256];
+    if (!realpath(nx_tu_root(), root))
+        CU_FAIL_FATAL("realpath");
+    snprintf(cmd, sizeof cmd, "%s/%s/bin/nexus-tracegen --rate 400 --cv 2 --duration 30 --seed 5 > %s/t.csv",
+             root, nx_tu_build(), d);
+    CU_ASSERT_EQUAL_FATAL(nx_tu_sh(cmd, out, sizeof out), 0);
+    char pdir[512];
+    snprintf(pdir, sizeof pdir, "%s/profiles", d);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    write_linear_profile(pdir, "m", 0.5, 5, 64);
+    /* rate_scale 1, no loop: exactly the trace's arrivals, round robin over 2 apps */
+    char *exp = nx_tu_write(d, "e.yml",
+                            "name: tr\ncluster: {gpus: 4, profiles: profiles}\n"
+                            "apps:\n"
+                            "  - {name: a, model: m, slo_ms: 100, workload: {type: trace}}\n"
+                            "  - {name: b, model: m, slo_ms: 100, workload: {type: trace}}\n"
+                            "trace: {file: t.csv, map: round_robin, loop: false}\n"
+                            "policies: [{name: nexus}]\n"
+                            "run: {duration_s: 40, warmup_s: 0, seed: 1}\n");
+    nx_experiment x;
+    nx_modeldb db;
+    CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
+    size_t ntrace = x.trace.trace.n;
+    CU_ASSERT(ntrace > 10000 && ntrace < 14000); /* 400/s x 30 s */
+    nx_run_result r;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    nx_run_opts o = {.scale = 1, .seed = 1, .keep_requests = true};
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+    CU_ASSERT_EQUAL(r.total_requests, ntrace);
+    CU_ASSERT_EQUAL(r.sent, ntrace);
+    CU_ASSERT(r.apps[0].sent == r.apps[1].sent || r.apps[0].sent == r.apps[1].sent + 1);
+    /* arrival times are the trace's, relative to its first row */
+    for (size_t i = 0; i < r.nreqs && i < 100; i++)
+        CU_ASSERT_EQUAL(r.reqs[i].arrival, (nx_time)llround(x.trace.trace.t_s[i] * 1e9));
+    nx_run_result_free(&r);
+    /* rate_scale 3 (with scale 1): three requests per trace arrival */
+    x.trace.rate_scale = 3;
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+    CU_ASSERT_EQUAL(r.total_requests, 3 * ntrace);
+    nx_run_result_free(&r);
+    nx_experiment_free(&x);
+    nx_modeldb_free(&db);
+    free(exp);
+    nx_tu_rmdir(d);
+}
+
 /* ---- adaptation: a rate step triggers an epoch and the plan grows ----------------- */
 
 static void test_rate_step(void)
@@ -486,6 +538,7 @@ int main(void)
     CU_add_test(s, "every request accounted for", test_accounting);
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);
+    CU_add_test(s, "trace replay: nexus-tracegen -> trace workload", test_trace_replay);
     CU_add_test(s, "rate step triggers an epoch, plan grows", test_rate_step);
     CU_add_test(s, "same seed, same bytes", test_determinism);
     CU_add_test(s, "nexus-sim: bad input exits non-zero with file:line", test_cli_bad_input);

@@ -1,0 +1,98 @@
+/* stats.c — reduction of per-request records to a run's metrics (see stats.h).
+ * Percentiles are GSL's quantiles of the sorted latencies (linear
+ * interpolation between order statistics). */
+#include "stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <gsl/gsl_sort.h>
+#include <gsl/gsl_statistics_double.h>
+
+void nx_stats_init(nx_stats *st, int napps, nx_time win_start, nx_time win_end)
+{
+    memset(st, 0, sizeof *st);
+    st->napps = napps;
+    st->apps = nx_calloc((size_t)napps, sizeof(nx_app_stats));
+    st->win_start = win_start;
+    st->win_end = win_end;
+}
+
+void nx_stats_free(nx_stats *st)
+{
+    free(st->apps);
+    free(st->lat_ms);
+    memset(st, 0, sizeof *st);
+}
+
+void nx_stats_add(nx_stats *st, const nx_req *r)
+{
+    if (r->arrival < st->win_start || r->arrival >= st->win_end)
+        return;
+    NX_ASSERT(r->session >= 0 && r->session < st->napps);
+    nx_app_stats *as = &st->apps[r->session];
+    st->sent++;
+    as->sent++;
+    switch (r->status) {
+    case NX_REQ_OK:
+        st->ok++;
+        as->ok++;
+        break;
+    case NX_REQ_LATE:
+        st->late++;
+        as->late++;
+        break;
+    default:
+        st->dropped++;
+        as->dropped++;
+        return;
+    }
+    if (st->nlat == st->caplat) {
+        st->caplat = st->caplat ? st->caplat * 2 : 4096;
+        st->lat_ms = nx_realloc(st->lat_ms, sizeof(double) * st->caplat);
+    }
+    double ms = NX_TO_MS(r->finish - r->arrival);
+    st->lat_ms[st->nlat++] = ms;
+    st->latsum += ms;
+}
+
+void nx_stats_finish(nx_stats *st, nx_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    m->window_s = NX_TO_SEC(st->win_end - st->win_start);
+    m->sent = st->sent;
+    m->ok = st->ok;
+    m->late = st->late;
+    m->dropped = st->dropped;
+    if (m->window_s > 0) {
+        m->offered_rate = (double)st->sent / m->window_s;
+        m->goodput = (double)st->ok / m->window_s;
+    }
+    m->bad_rate = st->sent ? (double)(st->late + st->dropped) / (double)st->sent : 0;
+    size_t n = st->nlat;
+    if (n > 0) {
+        gsl_sort(st->lat_ms, 1, n);
+        m->lat_p50_ms = gsl_stats_quantile_from_sorted_data(st->lat_ms, 1, n, 0.50);
+        m->lat_p90_ms = gsl_stats_quantile_from_sorted_data(st->lat_ms, 1, n, 0.90);
+        m->lat_p99_ms = gsl_stats_quantile_from_sorted_data(st->lat_ms, 1, n, 0.99);
+        m->lat_max_ms = st->lat_ms[n - 1];
+        m->lat_mean_ms = st->latsum / (double)n;
+    }
+}
+
+double nx_stats_step_mean(const double *t_s, const double *v, int n, double ws, double we)
+{
+    if (!(we > ws))
+        return 0;
+    double acc = 0;
+    for (int k = 0; k < n; k++) {
+        double a = t_s[k];
+        double b = k + 1 < n ? t_s[k + 1] : we;
+        if (a < ws)
+            a = ws;
+        if (b > we)
+            b = we;
+        if (b > a)
+            acc += (b - a) * v[k];
+    }
+    return acc / (we - ws);
+}

@@ -1,0 +1,42 @@
+/* stats.h — the run's metrics from per-request records, the same in sim and
+ * real mode: offered rate, goodput, bad rate (dropped + late) / sent, latency
+ * percentiles of answered requests, per-app counts, and the time-weighted
+ * number of GPUs a plan timeline used. Pure computation: no I/O. */
+#ifndef NX_STATS_H
+#define NX_STATS_H
+
+#include "env.h"
+
+typedef struct nx_app_stats {
+    uint64_t sent, ok, late, dropped;
+} nx_app_stats;
+
+typedef struct nx_stats {
+    nx_time win_start, win_end;   /* requests arriving in [start, end) count */
+    int napps;
+    nx_app_stats *apps;
+    uint64_t sent, ok, late, dropped;
+    double *lat_ms;               /* answered requests' latency */
+    size_t nlat, caplat;
+    double latsum;
+} nx_stats;
+
+typedef struct nx_metrics {
+    double window_s;
+    uint64_t sent, ok, late, dropped;
+    double offered_rate, goodput, bad_rate;
+    double lat_p50_ms, lat_p90_ms, lat_p99_ms, lat_max_ms, lat_mean_ms;
+} nx_metrics;
+
+void nx_stats_init(nx_stats *st, int napps, nx_time win_start, nx_time win_end);
+void nx_stats_free(nx_stats *st);
+/* Count one finished request (status OK, LATE or DROPPED; r->session is the app). */
+void nx_stats_add(nx_stats *st, const nx_req *r);
+/* Sort the latencies and fill m. */
+void nx_stats_finish(nx_stats *st, nx_metrics *m);
+
+/* Time-weighted mean of a step function given at points (t_s[k], v[k]) over
+ * [ws, we] seconds: each value holds until the next point. */
+double nx_stats_step_mean(const double *t_s, const double *v, int n, double ws, double we);
+
+#endif
