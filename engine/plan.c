@@ -4,6 +4,7 @@
  * single-GPU peak throughput. Policies themselves live in policies/place_*.c. */
 #include "plan.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,4 +155,27 @@ double nx_plan_max_throughput(const nx_place_ctx *c, const nx_sess_spec *s)
     if (b == 0)
         return 0;
     return b * 1e6 / nx_plan_lat(c, s->prof, b);
+}
+
+int nx_plan_sat_batch_mem(const nx_place_ctx *c, const nx_sess_spec *sp)
+{
+    double budget = nx_plan_budget(c, sp);
+    for (int b = nx_plan_sat_batch(c, sp); b >= 1; b--)
+        if (2.0 * nx_plan_lat(c, sp->prof, b) <= budget + LAT_EPS_US &&
+            nx_profile_mem(sp->prof, b) <= c->gpu_mem_mb)
+            return b;
+    return 0;
+}
+
+int nx_plan_check_ctx(const nx_place_ctx *ctx, const nx_plan *out)
+{
+    if (ctx->ngpus < 0 || ctx->ngpus > out->ngpu || ctx->nsess > out->nsess)
+        return NX_ERR_INVAL;
+    for (int i = 0; i < ctx->nsess; i++) {
+        const nx_sess_spec *sp = &ctx->sess[i];
+        if (!sp->prof || sp->prof->max_batch < 1 || !sp->prof->mean_us || sp->id < 0 ||
+            sp->id >= out->nsess || !(sp->rate >= 0) || isinf(sp->rate))
+            return NX_ERR_INVAL;
+    }
+    return 0;
 }

@@ -71,6 +71,12 @@ double nx_plan_lat(const nx_place_ctx *c, const nx_profile *prof, int b);
 double nx_plan_budget(const nx_place_ctx *c, const nx_sess_spec *s);
 /* Largest b with 2*l(b) <= budget (the saturated rule), 0 if even b=1 fails. */
 int nx_plan_sat_batch(const nx_place_ctx *c, const nx_sess_spec *s);
+/* The saturated batch lowered until its memory fits on a GPU, 0 if none. */
+int nx_plan_sat_batch_mem(const nx_place_ctx *c, const nx_sess_spec *s);
+/* Check a placement call's arguments: NX_ERR_INVAL for a session without a
+ * profile, an id out of range, a negative or non-finite rate, or more GPUs or
+ * sessions than the plan holds. */
+int nx_plan_check_ctx(const nx_place_ctx *ctx, const nx_plan *out);
 /* Single-GPU peak throughput of a session under the saturated rule (req/s). */
 double nx_plan_max_throughput(const nx_place_ctx *c, const nx_sess_spec *s);
 

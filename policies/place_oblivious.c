@@ -61,17 +61,6 @@ typedef struct ob_gpu {
     bool over;       /* over-committed by the fallback */
 } ob_gpu;
 
-/* Saturated batch that also fits in GPU memory, 0 if none. */
-static int sat_batch(const nx_place_ctx *c, const nx_sess_spec *sp)
-{
-    double budget = nx_plan_budget(c, sp);
-    for (int b = nx_plan_sat_batch(c, sp); b >= 1; b--)
-        if (2.0 * nx_plan_lat(c, sp->prof, b) <= budget + LAT_EPS_US &&
-            nx_profile_mem(sp->prof, b) <= c->gpu_mem_mb)
-            return b;
-    return 0;
-}
-
 static int cmp_item(const void *pa, const void *pb)
 {
     const ob_item *a = pa, *b = pb;
@@ -82,22 +71,9 @@ static int cmp_item(const void *pa, const void *pb)
     return (a->s > b->s) - (a->s < b->s);
 }
 
-static int check_ctx(const nx_place_ctx *ctx, const nx_plan *out)
-{
-    if (ctx->ngpus < 0 || ctx->ngpus > out->ngpu || ctx->nsess > out->nsess)
-        return NX_ERR_INVAL;
-    for (int i = 0; i < ctx->nsess; i++) {
-        const nx_sess_spec *sp = &ctx->sess[i];
-        if (!sp->prof || sp->prof->max_batch < 1 || !sp->prof->mean_us ||
-            sp->id < 0 || sp->id >= out->nsess || !(sp->rate >= 0) || isinf(sp->rate))
-            return NX_ERR_INVAL;
-    }
-    return 0;
-}
-
 static int place(const nx_place_ctx *ctx, nx_plan *out)
 {
-    int rc = check_ctx(ctx, out);
+    int rc = nx_plan_check_ctx(ctx, out);
     if (rc < 0)
         return rc;
     nx_plan_clear(out);
@@ -109,7 +85,7 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
         const nx_sess_spec *sp = &ctx->sess[i];
         if (sp->rate <= 0)
             continue;
-        int b = sat_batch(ctx, sp);
+        int b = nx_plan_sat_batch_mem(ctx, sp);
         if (b == 0) {
             out->unassigned[sp->id] += sp->rate;
             continue;

@@ -100,17 +100,6 @@ static double mem(const sq_sess *s, int b)
     return nx_profile_mem(s->prof, b);
 }
 
-/* Saturated batch that also fits in GPU memory, 0 if none. */
-static int sat_batch(const nx_place_ctx *c, const nx_sess_spec *sp)
-{
-    double budget = nx_plan_budget(c, sp);
-    for (int b = nx_plan_sat_batch(c, sp); b >= 1; b--)
-        if (2.0 * nx_plan_lat(c, sp->prof, b) <= budget + LAT_EPS_US &&
-            nx_profile_mem(sp->prof, b) <= c->gpu_mem_mb)
-            return b;
-    return 0;
-}
-
 /* Batch a session needs at duty cycle d: ⌈d·r⌉, at least 1. Returns maxb+1
  * (infeasible) rather than overflow for absurd products. */
 static int batch_at(const sq_sess *s, double d_us)
@@ -258,22 +247,9 @@ static int cmp_cfg(const void *pa, const void *pb)
     return (a->s > b->s) - (a->s < b->s);
 }
 
-static int check_ctx(const nx_place_ctx *ctx, const nx_plan *out)
-{
-    if (ctx->ngpus < 0 || ctx->ngpus > out->ngpu || ctx->nsess > out->nsess)
-        return NX_ERR_INVAL;
-    for (int i = 0; i < ctx->nsess; i++) {
-        const nx_sess_spec *sp = &ctx->sess[i];
-        if (!sp->prof || sp->prof->max_batch < 1 || !sp->prof->mean_us ||
-            sp->id < 0 || sp->id >= out->nsess || !(sp->rate >= 0) || isinf(sp->rate))
-            return NX_ERR_INVAL;
-    }
-    return 0;
-}
-
 static int place(const nx_place_ctx *ctx, nx_plan *out)
 {
-    int rc = check_ctx(ctx, out);
+    int rc = nx_plan_check_ctx(ctx, out);
     if (rc < 0)
         return rc;
     nx_plan_clear(out);
@@ -296,7 +272,7 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
         s->next = -1;
         if (sp->rate <= 0)
             continue;
-        s->maxb = sat_batch(ctx, sp);
+        s->maxb = nx_plan_sat_batch_mem(ctx, sp);
         if (s->maxb == 0) {
             out->unassigned[s->id] += sp->rate;
             continue;
