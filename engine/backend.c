@@ -16,8 +16,10 @@
  * network (reference/nexus.md §5); that is fixed here.
  *
  * A session removed from the table keeps its slot until its queue drains, so
- * a re-plan never loses queued requests; a request for a session this GPU has
- * never held is answered as dropped (Nexus: MODEL_SESSION_NOT_LOADED). */
+ * a re-plan never loses queued requests. A request for a session that is not
+ * in the table (a frontend's route is a network delay behind the scheduler's
+ * tables) is served from an unplanned slot that drains the same way; Nexus
+ * answered it with MODEL_SESSION_NOT_LOADED. */
 #include "backend.h"
 
 #include <stdlib.h>
@@ -77,13 +79,47 @@ static void drop_req(void *ctx, nx_req *r)
     reply(be, r);
 }
 
+static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
+{
+    if (be->nslots == be->capslots) {
+        be->capslots = be->capslots ? be->capslots * 2 : 4;
+        be->slots = nx_realloc(be->slots, sizeof(nx_bsess) * (size_t)be->capslots);
+    }
+    nx_bsess *bs = &be->slots[be->nslots++];
+    memset(bs, 0, sizeof *bs);
+    bs->s = &be->cfg.sessions[sid];
+    nx_rq_init(&bs->q);
+    bs->multiplier = be->cfg.multiplier;
+    bs->reply_ns = be->cfg.reply_ns;
+    bs->bp = be->cfg.bp;
+    bs->target_batch = batch;
+    be->cfg.batching->init(bs);
+    return bs;
+}
+
+/* The batch a session not in the table runs at: the saturated rule, the
+ * largest b whose worst case 2 x l(b) fits its SLO (at least 1). */
+static int default_batch(const nx_backend *be, const nx_bsess *probe)
+{
+    nx_time slo = NX_US(probe->s->slo_us);
+    int b = 1;
+    while (b < probe->s->prof->max_batch && 2 * nx_bsess_lat(probe, b + 1) <= slo)
+        b++;
+    (void)be;
+    return b;
+}
+
 static void enqueue(nx_backend *be, nx_req *r)
 {
     nx_bsess *bs = find_slot(be, r->session);
     if (!bs) {
+        /* a stale route (the session left this GPU's table a moment ago), or
+         * a request that outran its table: serve it from an unplanned slot,
+         * which drains and disappears, rather than drop it */
         be->no_session++;
-        drop_req(be, r);
-        return;
+        bs = add_slot(be, r->session, 1);
+        bs->planned = false;
+        bs->target_batch = default_batch(be, bs);
     }
     r->ready = nx_now(be->env);
     nx_rq_push(&bs->q, r);
@@ -228,20 +264,8 @@ static void apply_table(nx_backend *be, nx_table_msg *t)
         int sid = t->e[k].session;
         NX_ASSERT(sid >= 0 && sid < be->cfg.nsess);
         nx_bsess *bs = find_slot(be, sid);
-        if (!bs) {
-            if (be->nslots == be->capslots) {
-                be->capslots = be->capslots ? be->capslots * 2 : 4;
-                be->slots = nx_realloc(be->slots, sizeof(nx_bsess) * (size_t)be->capslots);
-            }
-            bs = &be->slots[be->nslots++];
-            memset(bs, 0, sizeof *bs);
-            bs->s = &be->cfg.sessions[sid];
-            nx_rq_init(&bs->q);
-            bs->multiplier = be->cfg.multiplier;
-            bs->bp = be->cfg.bp;
-            bs->target_batch = t->e[k].batch;
-            be->cfg.batching->init(bs);
-        }
+        if (!bs)
+            bs = add_slot(be, sid, t->e[k].batch);
         bs->planned = true;
         bs->target_batch = t->e[k].batch;
     }

@@ -18,6 +18,7 @@ typedef struct nx_backend_cfg {
     const nx_batching_ops *batching;
     const nx_batch_params *bp;
     double multiplier;
+    nx_time reply_ns;                  /* allowance for the reply's network trip */
     nx_time window_start, window_end;  /* utilization is measured inside this */
 } nx_backend_cfg;
 

@@ -76,6 +76,8 @@ typedef enum nx_req_status {
     NX_REQ_OK,          /* answered within its deadline */
     NX_REQ_LATE,        /* answered after its deadline */
     NX_REQ_DROPPED,     /* dropped by a batching policy, or no route */
+    NX_REQ_UNANSWERED,  /* still queued when the run ended, long past its deadline:
+                           counted as late, with no latency */
 } nx_req_status;
 
 typedef struct nx_req {

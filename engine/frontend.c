@@ -28,6 +28,7 @@ static void route_free(nx_route *r)
 {
     free(r->gpu);
     free(r->w);
+    free(r->cum);
     free(r->deficit);
     memset(r, 0, sizeof *r);
 }
@@ -138,6 +139,7 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
             if (n > 0) {
                 r->gpu = nx_malloc(sizeof(int) * (size_t)n);
                 r->w = nx_malloc(sizeof(double) * (size_t)n);
+                r->cum = nx_malloc(sizeof(double) * (size_t)n);
                 r->deficit = nx_calloc((size_t)n, sizeof(double));
             }
         } else if (n > 0) {
@@ -145,10 +147,14 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
         }
         r->cursor = 0;
         r->wsum = 0;
+        r->wmin = n > 0 ? m->w[m->off[s]] : 0;
         for (int k = 0; k < n; k++) {
             r->gpu[k] = m->gpu[m->off[s] + k];
             r->w[k] = m->w[m->off[s] + k];
             r->wsum += r->w[k];
+            r->cum[k] = r->wsum;
+            if (r->w[k] < r->wmin)
+                r->wmin = r->w[k];
         }
     }
     free(m);

@@ -4,7 +4,8 @@
  * never names one. Placement's interface is in plan.h.
  *
  * Latency estimates that batching policies use come from nx_bsess_lat():
- * multiplier * (mean(b) + std(b)) + post-processing, in ns. */
+ * multiplier * (mean(b) + std(b)) + post-processing + the reply's network
+ * trip, in ns. */
 #ifndef NX_OPS_H
 #define NX_OPS_H
 
@@ -31,14 +32,16 @@ typedef struct nx_bsess {
     int target_batch;    /* from the plan (the scheduler's batch size) */
     bool planned;        /* in the current model table (false: draining) */
     double multiplier;
+    nx_time reply_ns;    /* the reply's trip back to the frontend */
     const nx_batch_params *bp;
     /* policy state */
     int limit;           /* Clipper AIMD: current batch limit */
     uint64_t served, dropped;
 } nx_bsess;
 
-/* Estimated time to run a batch of b and post-process it (ns). b is clamped to
- * the profile's max batch. */
+/* Estimated time from now until the reply of a batch of b started now is back
+ * at the frontend (ns): run, post-process, return trip. b is clamped to the
+ * profile's max batch. */
 static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
 {
     const nx_profile *p = bs->s->prof;
@@ -46,7 +49,7 @@ static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
         b = p->max_batch;
     if (b < 1)
         b = 1;
-    return NX_US(bs->multiplier * (p->mean_us[b] + p->std_us[b]) + p->post_us);
+    return NX_US(bs->multiplier * (p->mean_us[b] + p->std_us[b]) + p->post_us) + bs->reply_ns;
 }
 
 /* Called by a policy for each request it drops. */
@@ -75,7 +78,8 @@ typedef struct nx_route {
     int n;
     int *gpu;            /* sorted ascending */
     double *w;
-    double wsum;
+    double *cum;         /* cum[i] = w[0] + ... + w[i] (weighted random: binary search) */
+    double wsum, wmin;
     double *deficit;     /* DRR */
     int cursor;          /* DRR */
 } nx_route;

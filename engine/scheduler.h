@@ -16,7 +16,9 @@
 #include "msg.h"
 #include "plan.h"
 
-typedef void (*nx_epoch_fn)(void *ctx, const nx_plan *plan, nx_time now, const char *why);
+/* After each epoch: the plan, and each session's planned throughput. */
+typedef void (*nx_epoch_fn)(void *ctx, const nx_plan *plan, const double *tput, nx_time now,
+                            const char *why);
 
 typedef struct nx_scheduler_cfg {
     const nx_session *sessions;
@@ -44,6 +46,7 @@ typedef struct nx_scheduler {
     double *rate;              /* per session: sum of EWMAs at the last beacon */
     double *plan_rate;         /* per session: the rate the current plan is for */
     int *hist;                 /* per session: beacons with a rate measured */
+    double *tput;              /* per session: planned throughput of the current plan */
     double alpha;
     nx_time last_epoch;
     uint64_t epoch;

@@ -41,6 +41,12 @@ void nx_stats_add(nx_stats *st, const nx_req *r)
         st->late++;
         as->late++;
         break;
+    case NX_REQ_UNANSWERED:
+        st->late++;
+        as->late++;
+        st->unanswered++;
+        as->unanswered++;
+        return;
     default:
         st->dropped++;
         as->dropped++;
@@ -63,6 +69,7 @@ void nx_stats_finish(nx_stats *st, nx_metrics *m)
     m->ok = st->ok;
     m->late = st->late;
     m->dropped = st->dropped;
+    m->unanswered = st->unanswered;
     if (m->window_s > 0) {
         m->offered_rate = (double)st->sent / m->window_s;
         m->goodput = (double)st->ok / m->window_s;

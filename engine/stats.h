@@ -9,13 +9,14 @@
 
 typedef struct nx_app_stats {
     uint64_t sent, ok, late, dropped;
+    uint64_t unanswered;   /* of late: still queued at the end of the run */
 } nx_app_stats;
 
 typedef struct nx_stats {
     nx_time win_start, win_end;   /* requests arriving in [start, end) count */
     int napps;
     nx_app_stats *apps;
-    uint64_t sent, ok, late, dropped;
+    uint64_t sent, ok, late, dropped, unanswered;
     double *lat_ms;               /* answered requests' latency */
     size_t nlat, caplat;
     double latsum;
@@ -24,6 +25,7 @@ typedef struct nx_stats {
 typedef struct nx_metrics {
     double window_s;
     uint64_t sent, ok, late, dropped;
+    uint64_t unanswered;   /* counted in late */
     double offered_rate, goodput, bad_rate;
     double lat_p50_ms, lat_p90_ms, lat_p99_ms, lat_max_ms, lat_mean_ms;
 } nx_metrics;

@@ -9,10 +9,7 @@
 static int pick(nx_route *r, const int *outstanding, uint64_t *rng)
 {
     (void)outstanding;
-    double wmin = r->w[0];
-    for (int i = 1; i < r->n; i++)
-        if (r->w[i] < wmin)
-            wmin = r->w[i];
+    double wmin = r->wmin;
     if (!(wmin > 0))
         return nx_lb_weighted_pick(r, rng);
     for (int step = 0; step < 2 * r->n + 1; step++) {

@@ -121,9 +121,11 @@ static void write_result(FILE *f, const nx_experiment *x, const nx_combo_report 
     }
     fprintf(f,
             "      \"offered_rate\": %.3f,\n      \"goodput\": %.3f,\n      \"bad_rate\": %.6f,\n"
-            "      \"sent\": %llu,\n      \"ok\": %llu,\n      \"late\": %llu,\n      \"dropped\": %llu,\n",
+            "      \"sent\": %llu,\n      \"ok\": %llu,\n      \"late\": %llu,\n      \"dropped\": %llu,\n"
+            "      \"unanswered\": %llu,\n",
             r->offered_rate, r->goodput, r->bad_rate, (unsigned long long)r->sent,
-            (unsigned long long)r->ok, (unsigned long long)r->late, (unsigned long long)r->dropped);
+            (unsigned long long)r->ok, (unsigned long long)r->late, (unsigned long long)r->dropped,
+            (unsigned long long)r->unanswered);
     fprintf(f,
             "      \"latency_ms\": {\"p50\": %.4f, \"p90\": %.4f, \"p99\": %.4f, \"max\": %.4f, \"mean\": %.4f},\n",
             r->lat_p50_ms, r->lat_p90_ms, r->lat_p99_ms, r->lat_max_ms, r->lat_mean_ms);
@@ -162,22 +164,28 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* latency_cdf.dat: one block per policy (separated by two blank lines, for
- * gnuplot's `index`): latency_ms fraction. 201 points per policy. */
-static void write_cdf(FILE *f, const nx_combo_report *cr)
+ * gnuplot's `index`): latency_ms fraction, 201 points per policy, over the
+ * requests that arrived in the measured window. The fraction is of all of
+ * them, so the curve tops out at the answered fraction. */
+static void write_cdf(FILE *f, const nx_experiment *x, const nx_combo_report *cr)
 {
     const nx_run_result *r = &cr->run;
     fprintf(f, "# policy %s\n", cr->combo->name);
-    size_t n = 0;
+    size_t n = 0, sent = 0;
     double *lat = nx_malloc(sizeof(double) * (r->nreqs ? r->nreqs : 1));
+    nx_time ws = NX_SEC(x->warmup_s), we = NX_SEC(x->duration_s);
     for (size_t i = 0; i < r->nreqs; i++) {
         const nx_req *q = &r->reqs[i];
+        if (q->arrival < ws || q->arrival >= we)
+            continue;
+        sent++;
         if (q->status == NX_REQ_OK || q->status == NX_REQ_LATE)
             lat[n++] = NX_TO_MS(q->finish - q->arrival);
     }
     qsort(lat, n, sizeof(double), cmp_double);
     for (int k = 0; k <= 200 && n > 0; k++) {
         size_t i = (size_t)((double)k / 200.0 * (double)(n - 1));
-        fprintf(f, "%.4f %.4f\n", lat[i], (double)(i + 1) / (double)r->nreqs);
+        fprintf(f, "%.4f %.4f\n", lat[i], (double)(i + 1) / (double)sent);
     }
     fprintf(f, "\n\n");
     free(lat);
@@ -211,7 +219,7 @@ int nx_report_write(const char *dir, const nx_experiment *x, const nx_combo_repo
     if (!(f = open_out(dir, "latency_cdf.dat", eb)))
         return NX_ERR_IO;
     for (int i = 0; i < n; i++)
-        write_cdf(f, &reps[i]);
+        write_cdf(f, x, &reps[i]);
     if ((rc = close_out(f, dir, "latency_cdf.dat", eb)) < 0)
         return rc;
     if (!(f = open_out(dir, "timeline.dat", eb)))
@@ -260,7 +268,7 @@ int nx_report_write(const char *dir, const nx_experiment *x, const nx_combo_repo
     if (!(f = open_out(dir, "requests.csv", eb)))
         return NX_ERR_IO;
     fprintf(f, "policy,id,app,arrival_us,deadline_us,finish_us,latency_us,status,gpu,batch\n");
-    static const char *st[] = {"pending", "ok", "late", "dropped"};
+    static const char *st[] = {"pending", "ok", "late", "dropped", "unanswered"};
     for (int i = 0; i < n; i++) {
         const nx_run_result *r = &reps[i].run;
         for (size_t k = 0; k < r->nreqs; k++) {

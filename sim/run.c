@@ -8,7 +8,7 @@
  * arrival onto the apps whose workload is `trace`. App i is served by frontend
  * i mod F. Arrivals stop at `duration`; the run then drains until every request
  * is answered or until 2 x the largest SLO + 1 s have passed (requests still
- * unanswered then count as dropped).
+ * queued then, long past their deadlines, count as late and "unanswered").
  *
  * Metrics count requests that arrived in [warmup, duration). */
 #include "run.h"
@@ -134,6 +134,8 @@ static double gap_s(gen *g)
 static void arm(gen *g, double t_s)
 {
     g->t = t_s;
+    if (!isfinite(t_s) || t_s >= NX_TO_SEC(g->r->end_arrivals))
+        return; /* no further arrival (e.g. a last rate step of 0) */
     nx_time t = (nx_time)llround(t_s * 1e9);
     if (t < g->r->sim.now)
         t = g->r->sim.now;
@@ -374,7 +376,8 @@ static void on_done(void *ctx, nx_req *q)
     r->done++;
 }
 
-static void on_epoch(void *ctx, const nx_plan *plan, nx_time now, const char *why)
+static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, nx_time now,
+                     const char *why)
 {
     run *r = ctx;
     nx_run_result *res = r->res;
@@ -387,7 +390,7 @@ static void on_epoch(void *ctx, const nx_plan *plan, nx_time now, const char *wh
     p->used = plan->used;
     p->planned = 0;
     for (int s = 0; s < plan->nsess; s++)
-        p->planned += nx_plan_session_throughput(plan, s);
+        p->planned += tput[s];
     snprintf(p->why, sizeof p->why, "%s", why);
 }
 
@@ -415,8 +418,8 @@ static void reduce(run *r, nx_run_result *res)
     nx_stats_init(&st, x->napps, r->window_start, r->window_end);
     for (size_t i = 0; i < r->nreqs; i++) {
         nx_req *q = req_at(r, i);
-        if (q->status == NX_REQ_PENDING) { /* unanswered at the end of the drain */
-            q->status = NX_REQ_DROPPED;
+        if (q->status == NX_REQ_PENDING) { /* still queued at the end of the drain */
+            q->status = NX_REQ_UNANSWERED;
             q->finish = 0;
         }
         nx_stats_add(&st, q);
@@ -428,6 +431,7 @@ static void reduce(run *r, nx_run_result *res)
     res->ok = m.ok;
     res->late = m.late;
     res->dropped = m.dropped;
+    res->unanswered = m.unanswered;
     res->offered_rate = m.offered_rate;
     res->goodput = m.goodput;
     res->bad_rate = m.bad_rate;
@@ -459,7 +463,7 @@ static void reduce(run *r, nx_run_result *res)
     double usum = 0;
     for (int g = 0; g < r->ng; g++) {
         res->util[g] = NX_TO_SEC(r->be[g].busy_in_window) / res->window_s;
-        if (r->be[g].batches > 0) {
+        if (r->be[g].busy_in_window > 0) {
             usum += res->util[g];
             nused++;
         }
@@ -536,6 +540,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             .batching = bops,
             .bp = &x->batch,
             .multiplier = x->sched.profile_multiplier,
+            .reply_ns = NX_US(x->net_delay_us + x->net_jitter_us),
             .window_start = r->window_start,
             .window_end = r->window_end,
         };

@@ -20,12 +20,13 @@ typedef struct nx_run_result {
     double scale;
     double window_s;           /* measured window: [warmup, duration) */
     uint64_t sent, ok, late, dropped;
+    uint64_t unanswered;       /* of late: never answered before the run ended */
     double offered_rate;       /* req/s sent in the window */
     double goodput;            /* good req/s in the window */
     double bad_rate;           /* (dropped + late) / sent */
     double lat_p50_ms, lat_p90_ms, lat_p99_ms, lat_max_ms, lat_mean_ms; /* answered requests */
     double gpus_used_avg;      /* time-weighted over the window */
-    double util_mean;          /* mean over GPUs used at some point */
+    double util_mean;          /* mean over GPUs busy at some point of the window */
     double *util;              /* per GPU, busy / window */
     int ngpu;
     nx_timeline_pt *timeline;  /* one point per epoch */

@@ -30,7 +30,7 @@ static int probe(const nx_experiment *x, const nx_combo *c, const nx_search_opts
     nx_run_opts ro = {
         .scale = scale,
         .seed = o->seed,
-        .keep_requests = o->keep_requests,
+        .keep_requests = false,
         .progress = o->progress,
         .label = label,
     };
@@ -98,6 +98,17 @@ int nx_search_max_rate(const nx_experiment *x, const nx_combo *c, const nx_searc
     out->max_rate = best.offered_rate;
 done:
     qsort(out->sweep, (size_t)out->nsweep, sizeof(nx_sweep_pt), cmp_pt);
+    if (o->keep_requests) {
+        /* the probes kept no per-request records (they would cost memory
+         * for every probe); the run is deterministic, so run the reported
+         * scale again with them */
+        double scale = out->run.scale;
+        nx_run_result_free(&out->run);
+        nx_run_opts ro = {.scale = scale, .seed = o->seed, .keep_requests = true,
+                          .progress = o->progress, .label = c->name};
+        if ((rc = nx_run(x, c, &ro, &out->run, eb)) < 0)
+            return rc;
+    }
     return 0;
 err:
     nx_run_result_free(&best);

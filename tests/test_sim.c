@@ -178,6 +178,44 @@ static void test_accounting(void)
     nx_tu_rmdir(d);
 }
 
+/* A last rate step of 0 ends the arrivals (it once re-armed the generator at
+ * the same instant forever), and an idle session keeps a slot: when its load
+ * appears it is served from the first request, not dropped for want of a
+ * route (Nexus plans every session for at least 0.1 req/s). */
+static void test_zero_rate_steps(void)
+{
+    char *d = nx_tu_tmpdir();
+    char pdir[512];
+    snprintf(pdir, sizeof pdir, "%s/profiles", d);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    write_linear_profile(pdir, "m", 1.0, 10, 64);
+    char *exp = nx_tu_write(d, "e.yml",
+                            "name: zero\ncluster: {gpus: 4, profiles: profiles}\n"
+                            "apps:\n"
+                            "  - {name: stops, model: m, slo_ms: 100, workload: {type: piecewise, steps: [{at_s: 0, rate: 100}, {at_s: 5, rate: 0}]}}\n"
+                            "  - {name: starts, model: m, slo_ms: 100, workload: {type: piecewise, steps: [{at_s: 0, rate: 0}, {at_s: 10, rate: 50}]}}\n"
+                            "policies: [{name: nexus}]\n"
+                            "run: {duration_s: 20, warmup_s: 0, seed: 9}\n");
+    nx_experiment x;
+    nx_modeldb db;
+    CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
+    nx_run_result r;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    nx_run_opts o = {.scale = 1, .seed = 9};
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+    /* ~500 then ~500 requests; Poisson sd ~22 each */
+    CU_ASSERT(r.apps[0].sent > 400 && r.apps[0].sent < 600);
+    CU_ASSERT(r.apps[1].sent > 400 && r.apps[1].sent < 600);
+    CU_ASSERT_EQUAL(r.apps[1].dropped, 0);
+    CU_ASSERT_EQUAL(r.bad_rate, 0);
+    nx_run_result_free(&r);
+    nx_experiment_free(&x);
+    nx_modeldb_free(&db);
+    free(exp);
+    nx_tu_rmdir(d);
+}
+
 /* ---- early drop against lazy drop (paper Fig. 9) --------------------------------
  *
  * One GPU, SLO 100 ms, l(b) = alpha*b + beta with alpha = 1 ms and the batch
@@ -536,6 +574,7 @@ int main(void)
     CU_add_test(s, "event order: (time, seq), FIFO merged", test_event_order);
     CU_add_test(s, "GPU latency: Gamma with the profile's mean and std", test_latency_distribution);
     CU_add_test(s, "every request accounted for", test_accounting);
+    CU_add_test(s, "rate steps to and from 0", test_zero_rate_steps);
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);
     CU_add_test(s, "trace replay: nexus-tracegen -> trace workload", test_trace_replay);
