@@ -77,14 +77,6 @@ static int cmp_pair(const void *a, const void *b)
     return x->gpu - y->gpu;
 }
 
-static double rate_on(const nx_gpu_plan *g, int session)
-{
-    for (int i = 0; i < g->n; i++)
-        if (g->a[i].session == session)
-            return g->a[i].rate;
-    return -1;
-}
-
 /* Map sc->next onto physical GPUs into sc->mapped. */
 static void map_plan(nx_scheduler *sc)
 {
@@ -95,30 +87,56 @@ static void map_plan(nx_scheduler *sc)
         bin_to[i] = -1;
         gpu_taken[i] = 0;
     }
-    /* candidate pairs: a new bin and an old GPU that hold a common session */
+    /* candidate pairs: a new bin and an old GPU that hold a common session,
+     * found through a session -> old GPUs index (CSR), so the cost is the
+     * number of allocations times the GPUs a session spans, not G^2 */
+    int ns = sc->cfg.nsess;
+    int *off = nx_calloc((size_t)ns + 1, sizeof(int));
+    for (int g = 0; g < ng; g++)
+        for (int i = 0; i < sc->plan.gpu[g].n; i++)
+            off[sc->plan.gpu[g].a[i].session + 1]++;
+    for (int s = 0; s < ns; s++)
+        off[s + 1] += off[s];
+    int *fill = nx_malloc(sizeof(int) * (size_t)(ns + 1));
+    memcpy(fill, off, sizeof(int) * (size_t)(ns + 1));
+    int *og = nx_malloc(sizeof(int) * (size_t)(off[ns] ? off[ns] : 1));
+    double *orate = nx_malloc(sizeof(double) * (size_t)(off[ns] ? off[ns] : 1));
+    for (int g = 0; g < ng; g++)
+        for (int i = 0; i < sc->plan.gpu[g].n; i++) {
+            int k = fill[sc->plan.gpu[g].a[i].session]++;
+            og[k] = g;
+            orate[k] = sc->plan.gpu[g].a[i].rate;
+        }
+    double *score = nx_calloc((size_t)ng, sizeof(double));
+    int *touched = nx_malloc(sizeof(int) * (size_t)ng);
     size_t np = 0, cap = 64;
     pair *pairs = nx_malloc(sizeof(pair) * cap);
     for (int b = 0; b < ng; b++) {
         const nx_gpu_plan *nb = &sc->next.gpu[b];
-        for (int g = 0; g < ng && nb->n > 0; g++) {
-            const nx_gpu_plan *og = &sc->plan.gpu[g];
-            if (og->n == 0)
-                continue;
-            double score = 0;
-            for (int i = 0; i < nb->n; i++) {
-                double r = rate_on(og, nb->a[i].session);
-                if (r >= 0)
-                    score += 1.0 + fmin(r, nb->a[i].rate);
-            }
-            if (score > 0) {
-                if (np == cap) {
-                    cap *= 2;
-                    pairs = nx_realloc(pairs, sizeof(pair) * cap);
-                }
-                pairs[np++] = (pair){score, b, g};
+        int nt = 0;
+        for (int i = 0; i < nb->n; i++) {
+            int s = nb->a[i].session;
+            for (int k = off[s]; k < off[s + 1]; k++) {
+                if (score[og[k]] == 0)
+                    touched[nt++] = og[k];
+                score[og[k]] += 1.0 + fmin(orate[k], nb->a[i].rate);
             }
         }
+        for (int t = 0; t < nt; t++) {
+            if (np == cap) {
+                cap *= 2;
+                pairs = nx_realloc(pairs, sizeof(pair) * cap);
+            }
+            pairs[np++] = (pair){score[touched[t]], b, touched[t]};
+            score[touched[t]] = 0;
+        }
     }
+    free(off);
+    free(fill);
+    free(og);
+    free(orate);
+    free(score);
+    free(touched);
     qsort(pairs, np, sizeof(pair), cmp_pair);
     for (size_t k = 0; k < np; k++) {
         if (bin_to[pairs[k].bin] >= 0 || gpu_taken[pairs[k].gpu])
