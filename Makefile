@@ -58,6 +58,15 @@ LIBENGINE := $(BUILD)/libnxengine.a
 LIBSIM := $(BUILD)/libnxsim.a
 BINS := $(BUILD)/bin/nexus-sim $(BUILD)/bin/nexus-bench $(BUILD)/bin/nexus-tracegen
 
+# Subsystems outside the simulator (real/dnn, real/rpc, ...) add themselves in
+# mk/*.mk: they append to DEB_PACKAGES, BINS (built by `make`), EXTRA_TEST_BIN
+# (CUnit binaries that `make test` runs), EXTRA_TEST_CMDS (other test commands
+# that `make test` runs, each must exit 0) and BENCH_CMDS, and bring their rules.
+EXTRA_TEST_BIN :=
+EXTRA_TEST_CMDS :=
+BENCH_CMDS :=
+include $(sort $(wildcard mk/*.mk))
+
 .PHONY: all deps test demo bench plots clean experiments
 
 all: $(BINS)
@@ -115,10 +124,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIBSIM) $(LIBENGIN
 
 # --- tests: every suite in its own process, under a timeout -------------------
 TEST_TIMEOUT ?= 900
-test: $(BINS) $(TEST_BIN)
-	$(Q)fail=0; for t in $(TEST_BIN); do \
+test: $(BINS) $(TEST_BIN) $(EXTRA_TEST_BIN)
+	$(Q)fail=0; for t in $(TEST_BIN) $(EXTRA_TEST_BIN); do \
 	  echo "== $$t"; \
 	  if ! NX_BUILD=$(BUILD) timeout $(TEST_TIMEOUT) $$t; then echo "FAILED: $$t"; fail=1; fi; \
+	done; \
+	for c in $(EXTRA_TEST_CMDS); do \
+	  echo "== $$c"; \
+	  if ! NX_BUILD=$(BUILD) SAN=$(SAN) timeout $(TEST_TIMEOUT) $$c; then echo "FAILED: $$c"; fail=1; fi; \
 	done; \
 	if [ $$fail = 0 ]; then echo "all test suites passed"; else echo "some test suites FAILED"; exit 1; fi
 
@@ -130,6 +143,7 @@ demo: $(BINS)
 
 bench: $(BINS)
 	$(Q)./$(BUILD)/bin/nexus-bench
+	$(Q)for c in $(BENCH_CMDS); do $$c || exit 1; done
 
 PLOT_DIRS ?= $(wildcard results/*)
 plots: | $(DEPS_STAMP)
