@@ -576,6 +576,7 @@ static void init_combo(void *obj)
     strcpy(k->placement, "squishy");
     strcpy(k->batching, "early_drop");
     strcpy(k->lb, "drr");
+    strcpy(k->split, "dp");
 }
 
 static int check_combo(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
@@ -643,14 +644,128 @@ static const row wl_rows[] = {
 };
 static const table wl_table = TABLE(wl_rows, .check = check_workload);
 
+static const char *const fanout_names[] = { "constant", "poisson", "trace", NULL };
+
+static const row fanout_rows[] = {
+    R_ENUM("type", nx_fanout, kind, fanout_names, REQ),
+    R_DBL("value", nx_fanout, value, 0, 1e6, 0),
+};
+static const table fanout_table = TABLE(fanout_rows);
+
+/* `after: a` or `after: [a, b]`: the parent stages, by name. */
+static int set_after(cfg *c, yaml_node_t *v, void *obj, const char *field)
+{
+    nx_stage *st = obj;
+    int n = v->type == YAML_SEQUENCE_NODE
+                ? (int)(v->data.sequence.items.top - v->data.sequence.items.start)
+                : 1;
+    if (v->type != YAML_SEQUENCE_NODE && v->type != YAML_SCALAR_NODE)
+        return fail(c, NX_ERR_CONFIG, v, field, "expected a stage name or a list of them");
+    if (n < 1 || n > NX_STAGE_MAX_PARENTS)
+        return fail(c, NX_ERR_CONFIG, v, field, "a stage has 1 to %d parents, not %d",
+                    NX_STAGE_MAX_PARENTS, n);
+    for (int i = 0; i < n; i++) {
+        yaml_node_t *item = v->type == YAML_SEQUENCE_NODE ? seq_item(c, v, i) : v;
+        int rc = want_scalar(c, item, field, "a stage name");
+        if (rc)
+            return rc;
+        if (strlen(scalar(item)) >= NX_NAME_MAX)
+            return fail(c, NX_ERR_CONFIG, item, field, "name too long");
+        strcpy(st->after[i], scalar(item));
+    }
+    st->nparents = n;
+    return 0;
+}
+
+static void init_stage(void *obj)
+{
+    nx_stage *st = obj;
+    st->fanout.kind = NX_FANOUT_CONST;
+    st->fanout.value = 1;
+}
+
+static int check_stage(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
+                       const char *field)
+{
+    (void)obj;
+    if (seen_key(t, seen, "fanout") && !seen_key(t, seen, "after"))
+        return fail_key(c, n, field, "fanout", true, "a root stage (no 'after') has no fan-out");
+    return 0;
+}
+
+static const row stage_rows[] = {
+    R_STR("name", nx_stage, name, REQ),
+    R_STR("model", nx_stage, model, REQ),
+    R_STR("precision", nx_stage, precision, 0),
+    R_CUSTOM("after", set_after),
+    { .key = "fanout", .type = F_MAP, .off = offsetof(nx_stage, fanout), .sub = &fanout_table },
+};
+static const table stage_table = TABLE(stage_rows, .init = init_stage, .check = check_stage,
+                                       .unique = "stage", .unique_off = offsetof(nx_stage, name));
+
+/* An app is one model (model/precision) or a DAG of stages, not both. Stages
+ * list parents before children; `after` names resolve to indices here. A
+ * single-model app becomes one stage named like the app. */
+static int check_app(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
+                     const char *field)
+{
+    nx_app *a = obj;
+    bool model = seen_key(t, seen, "model"), stages = seen_key(t, seen, "stages");
+    if (model == stages)
+        return fail(c, NX_ERR_CONFIG, n, field,
+                    model ? "an app has either 'model' or 'stages', not both"
+                          : "missing required field 'model' (or 'stages' for a DAG app)");
+    if (model) {
+        if (seen_key(t, seen, "stages"))
+            return 0;
+        a->stages = nx_calloc(1, sizeof(nx_stage));
+        a->nstages = 1;
+        init_stage(&a->stages[0]);
+        snprintf(a->stages[0].name, sizeof a->stages[0].name, "%s", a->name);
+        snprintf(a->stages[0].model, sizeof a->stages[0].model, "%s", a->model);
+        snprintf(a->stages[0].precision, sizeof a->stages[0].precision, "%s", a->precision);
+        return 0;
+    }
+    if (seen_key(t, seen, "precision"))
+        return fail_key(c, n, field, "precision", true,
+                        "'precision' belongs to each stage of a DAG app");
+    if (a->nstages > NX_APP_MAX_STAGES)
+        return fail_key(c, n, field, "stages", true, "at most %d stages", NX_APP_MAX_STAGES);
+    yaml_node_t *list = find_key(c, n, "stages", false);
+    for (int i = 0; i < a->nstages; i++) {
+        nx_stage *st = &a->stages[i];
+        char sub[FIELD_MAX];
+        field_fmt(sub, "%s.stages[%d].after", field, i);
+        for (int k = 0; k < st->nparents; k++) {
+            int j = 0;
+            while (j < i && strcmp(a->stages[j].name, st->after[k]) != 0)
+                j++;
+            if (j == i)
+                return fail(c, NX_ERR_CONFIG, seq_item(c, list, i), sub,
+                            "'%s' is not an earlier stage of app '%s' (list parents first)",
+                            st->after[k], a->name);
+            for (int q = 0; q < k; q++)
+                if (st->parents[q] == j)
+                    return fail(c, NX_ERR_CONFIG, seq_item(c, list, i), sub,
+                                "parent '%s' listed twice", st->after[k]);
+            st->parents[k] = j;
+        }
+    }
+    if (a->stages[0].nparents != 0)
+        return fail(c, NX_ERR_CONFIG, seq_item(c, list, 0), field, "the first stage must be a root");
+    return 0;
+}
+
 static const row app_rows[] = {
     R_STR("name", nx_app, name, REQ),
-    R_STR("model", nx_app, model, REQ),
+    R_STR("model", nx_app, model, 0),
     R_STR("precision", nx_app, precision, 0),
     R_DBL("slo_ms", nx_app, slo_ms, 0, NOLIM, REQ | XMIN),
     R_MAP("workload", offsetof(nx_app, wl), &wl_table, REQ),
+    R_LIST("stages", nx_app, stages, nstages, nx_stage, &stage_table),
 };
-static const table app_table = TABLE(app_rows, .unique = "app", .unique_off = offsetof(nx_app, name));
+static const table app_table = TABLE(app_rows, .check = check_app, .unique = "app",
+                                     .unique_off = offsetof(nx_app, name));
 
 static const row cluster_rows[] = {
     R_INT("gpus", nx_experiment, gpus, 1, 100000, REQ),
@@ -675,6 +790,7 @@ static const row combo_rows[] = {
     R_STR("placement", nx_combo, placement, 0),
     R_STR("batching", nx_combo, batching, 0),
     R_STR("lb", nx_combo, lb, 0),
+    R_STR("split", nx_combo, split, 0),
 };
 static const table combo_table = TABLE(combo_rows, .init = init_combo, .check = check_combo,
                                        .unique = "policy", .unique_off = offsetof(nx_combo, name));
@@ -699,6 +815,8 @@ static const row sched_rows[] = {
     R_DBL("trigger_high", nx_sched_params, high, 1, NOLIM, 0),
     R_DBL("profile_multiplier", nx_sched_params, profile_multiplier, 0, NOLIM, XMIN),
     R_BOOL("adaptive", nx_sched_params, adaptive),
+    R_DBL("split_gain", nx_sched_params, split_gain, 0, 1, XMAX),
+    R_INT("split_steps", nx_sched_params, split_steps, 2, 100000, 0),
 };
 static const table sched_table = TABLE(sched_rows);
 
@@ -746,6 +864,7 @@ void nx_experiment_init(nx_experiment *x)
     x->sched = (nx_sched_params){
         .epoch_s = 30, .min_epoch_s = 10, .beacon_s = 1, .report_s = 2, .avg_interval_s = 10,
         .history = 30, .low = 0.8, .high = 1.1, .profile_multiplier = 1.0, .adaptive = true,
+        .split_gain = 0.1, .split_steps = 100,
     };
     x->batch = (nx_batch_params){ .tf_timeout_ms = 1, .aimd_step = 2, .aimd_backoff = 0.9 };
     x->search_lo = 0.05;
@@ -755,8 +874,10 @@ void nx_experiment_init(nx_experiment *x)
 
 void nx_experiment_free(nx_experiment *x)
 {
-    for (int i = 0; i < x->napps; i++)
+    for (int i = 0; i < x->napps; i++) {
         free(x->apps[i].wl.steps);
+        free(x->apps[i].stages);
+    }
     free(x->apps);
     free(x->combos);
     nx_trace_free(&x->trace.trace);
@@ -1090,37 +1211,82 @@ static void list_models(char *buf, size_t size, const nx_modeldb *db)
         strcpy(buf + size - 4, "...");
 }
 
+/* Earliest finish (µs) of each stage of an app if every call ran alone at
+ * batch 1 with the saturated rule's 2 x l(1), plus CPU and network time: the
+ * least SLO the app can have. */
+static double min_path_us(const nx_experiment *x, const nx_app *a, int *worst)
+{
+    double fin[NX_APP_MAX_STAGES], mult = x->sched.profile_multiplier, best = 0;
+    for (int v = 0; v < a->nstages; v++) {
+        const nx_stage *st = &a->stages[v];
+        const nx_profile *p = st->profile;
+        double start = 0;
+        for (int k = 0; k < st->nparents; k++)
+            if (fin[st->parents[k]] > start)
+                start = fin[st->parents[k]];
+        fin[v] = start + 2 * mult * (nx_profile_mean(p, 1) + nx_profile_std(p, 1)) + p->pre_us +
+                 p->post_us + 2 * x->net_delay_us;
+        if (fin[v] > best) {
+            best = fin[v];
+            *worst = v;
+        }
+    }
+    return best;
+}
+
 int nx_experiment_resolve(nx_experiment *x, const nx_modeldb *db, nx_errbuf *eb)
 {
     for (int i = 0; i < x->napps; i++) {
         nx_app *a = &x->apps[i];
-        const nx_profile *p = nx_modeldb_find(db, a->model, a->precision);
-        if (!p) {
-            char have[300];
-            list_models(have, sizeof have, db);
-            nx_err_set(eb, NX_ERR_NOTFOUND,
-                       "%s: app '%s': unknown model '%s'%s%s%s; profiles in %s have: %s", x->path,
-                       a->name, a->model, a->precision[0] ? " (precision " : "", a->precision,
-                       a->precision[0] ? ")" : "", x->profile_dir, db->n ? have : "nothing");
-            return NX_ERR_NOTFOUND;
+        for (int v = 0; v < a->nstages; v++) {
+            nx_stage *st = &a->stages[v];
+            const nx_profile *p = nx_modeldb_find(db, st->model, st->precision);
+            if (!p) {
+                char have[300];
+                list_models(have, sizeof have, db);
+                nx_err_set(eb, NX_ERR_NOTFOUND,
+                           "%s: app '%s'%s%s%s: unknown model '%s'%s%s%s; profiles in %s have: %s",
+                           x->path, a->name, a->nstages > 1 ? " (stage '" : "",
+                           a->nstages > 1 ? st->name : "", a->nstages > 1 ? "')" : "", st->model,
+                           st->precision[0] ? " (precision " : "", st->precision,
+                           st->precision[0] ? ")" : "", x->profile_dir, db->n ? have : "nothing");
+                return NX_ERR_NOTFOUND;
+            }
+            st->profile = p;
+            if (nx_profile_mem(p, 1) > x->gpu_mem_mb) {
+                nx_err_set(eb, NX_ERR_INFEASIBLE,
+                           "%s: app '%s': model '%s' needs %g MB at batch 1; a GPU has %g MB",
+                           x->path, a->name, st->model, nx_profile_mem(p, 1), x->gpu_mem_mb);
+                return NX_ERR_INFEASIBLE;
+            }
+            if (st->fanout.kind == NX_FANOUT_TRACE &&
+                (!x->has_trace || !x->trace.trace.size)) {
+                nx_err_set(eb, NX_ERR_CONFIG,
+                           "%s: app '%s' stage '%s': a trace fan-out needs a trace section whose "
+                           "file has a numeric second column",
+                           x->path, a->name, st->name);
+                return NX_ERR_CONFIG;
+            }
         }
-        a->profile = p;
-        double mult = x->sched.profile_multiplier;
-        double l1 = mult * (nx_profile_mean(p, 1) + nx_profile_std(p, 1));
-        double other = p->pre_us + p->post_us + 2 * x->net_delay_us;
-        double slo_us = a->slo_ms * 1000.0;
-        if (2 * l1 > slo_us - other) {
-            nx_err_set(eb, NX_ERR_INFEASIBLE,
-                       "%s: app '%s': no batch size of model '%s' fits its %g ms SLO (batch 1 needs "
-                       "2 x %.3g ms on the GPU + %.3g ms pre/post-processing + %.3g ms network = %.4g ms)",
-                       x->path, a->name, a->model, a->slo_ms, l1 / 1000, (p->pre_us + p->post_us) / 1000,
-                       2 * x->net_delay_us / 1000, (2 * l1 + other) / 1000);
-            return NX_ERR_INFEASIBLE;
-        }
-        if (nx_profile_mem(p, 1) > x->gpu_mem_mb) {
-            nx_err_set(eb, NX_ERR_INFEASIBLE,
-                       "%s: app '%s': model '%s' needs %g MB at batch 1; a GPU has %g MB", x->path,
-                       a->name, a->model, nx_profile_mem(p, 1), x->gpu_mem_mb);
+        a->profile = a->stages[0].profile;
+        int worst = 0;
+        double need = min_path_us(x, a, &worst);
+        if (need > a->slo_ms * 1000.0) {
+            const nx_stage *st = &a->stages[worst];
+            const nx_profile *p = st->profile;
+            double l1 = x->sched.profile_multiplier * (nx_profile_mean(p, 1) + nx_profile_std(p, 1));
+            if (a->nstages == 1)
+                nx_err_set(eb, NX_ERR_INFEASIBLE,
+                           "%s: app '%s': no batch size of model '%s' fits its %g ms SLO (batch 1 "
+                           "needs 2 x %.3g ms on the GPU + %.3g ms pre/post-processing + %.3g ms "
+                           "network = %.4g ms)",
+                           x->path, a->name, st->model, a->slo_ms, l1 / 1000,
+                           (p->pre_us + p->post_us) / 1000, 2 * x->net_delay_us / 1000, need / 1000);
+            else
+                nx_err_set(eb, NX_ERR_INFEASIBLE,
+                           "%s: app '%s': its %g ms SLO is too short: the path to stage '%s' needs "
+                           "%.4g ms at batch 1 (2 x l(1) per stage + CPU + network)",
+                           x->path, a->name, a->slo_ms, st->name, need / 1000);
             return NX_ERR_INFEASIBLE;
         }
         if (a->wl.kind == NX_WL_TRACE && (!x->has_trace || x->trace.trace.n == 0)) {

@@ -31,13 +31,45 @@ typedef struct nx_workload {
     int nsteps;
 } nx_workload;
 
-typedef struct nx_app {
+typedef enum nx_fanout_kind {
+    NX_FANOUT_CONST = 0,  /* exactly `value` calls per parent call (rounded) */
+    NX_FANOUT_POISSON,    /* Poisson(`value`) calls per parent call */
+    NX_FANOUT_TRACE,      /* the trace's second column x `value`, rounded, per parent call,
+                             taken cyclically */
+} nx_fanout_kind;
+
+typedef struct nx_fanout {
+    nx_fanout_kind kind;
+    double value;         /* the constant, the Poisson mean, or the trace column's scale */
+} nx_fanout;
+
+#define NX_STAGE_MAX_PARENTS 4
+#define NX_APP_MAX_STAGES 16
+
+/* One model call of an app's DAG. Its calls go out when its parents' calls
+ * have answered: with one parent, `fanout` calls per parent call as each
+ * parent reply arrives; with several (a join), once all parents' calls have
+ * answered, `fanout` per call of the first parent. */
+typedef struct nx_stage {
     char name[NX_NAME_MAX];
     char model[NX_NAME_MAX];
+    char precision[16];
+    char after[NX_STAGE_MAX_PARENTS][NX_NAME_MAX]; /* parent stage names (config) */
+    int nparents;
+    int parents[NX_STAGE_MAX_PARENTS];             /* resolved: stage indices */
+    nx_fanout fanout;
+    const nx_profile *profile;
+} nx_stage;
+
+typedef struct nx_app {
+    char name[NX_NAME_MAX];
+    char model[NX_NAME_MAX];  /* a single-model app: its model (one stage named like the app) */
     char precision[16];       /* "" = the first profile of the model */
-    double slo_ms;
+    double slo_ms;            /* end to end */
     nx_workload wl;
-    const nx_profile *profile; /* resolved against the model DB */
+    nx_stage *stages;         /* in topological order after parsing */
+    int nstages;
+    const nx_profile *profile; /* single-model apps: stages[0].profile */
 } nx_app;
 
 typedef enum nx_trace_map {
@@ -70,6 +102,7 @@ typedef struct nx_combo {
     char placement[NX_NAME_MAX];  /* "squishy", "batch_oblivious" */
     char batching[NX_NAME_MAX];   /* "early_drop", "lazy_drop", "clipper_aimd", "tf_serving" */
     char lb[NX_NAME_MAX];         /* "drr", "weighted_random", "power_of_two" */
+    char split[NX_NAME_MAX];      /* query SLO split: "dp" (Nexus) or "even" */
 } nx_combo;
 
 typedef struct nx_sched_params {
@@ -82,6 +115,8 @@ typedef struct nx_sched_params {
     double low, high;      /* 0.8, 1.1: trigger band around allocated throughput */
     double profile_multiplier; /* 1.0: l(b) = mult * (mean + std) */
     bool adaptive;         /* true: epochs run; false: the initial plan stays */
+    double split_gain;     /* 0.1: adopt a new SLO split if it needs this much fewer GPUs */
+    int split_steps;       /* 100: time steps of the SLO-split DP over the app SLO */
 } nx_sched_params;
 
 typedef struct nx_batch_params {
