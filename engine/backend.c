@@ -93,6 +93,7 @@ static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
     bs->reply_ns = be->cfg.reply_ns;
     bs->bp = be->cfg.bp;
     bs->target_batch = batch;
+    bs->slo_us = bs->s->slo_us;
     be->cfg.batching->init(bs);
     return bs;
 }
@@ -101,7 +102,7 @@ static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
  * largest b whose worst case 2 x l(b) fits its SLO (at least 1). */
 static int default_batch(const nx_backend *be, const nx_bsess *probe)
 {
-    nx_time slo = NX_US(probe->s->slo_us);
+    nx_time slo = NX_US(probe->slo_us);
     int b = 1;
     while (b < probe->s->prof->max_batch && 2 * nx_bsess_lat(probe, b + 1) <= slo)
         b++;
@@ -268,6 +269,7 @@ static void apply_table(nx_backend *be, nx_table_msg *t)
             bs = add_slot(be, sid, t->e[k].batch);
         bs->planned = true;
         bs->target_batch = t->e[k].batch;
+        bs->slo_us = t->e[k].slo_us;
     }
     free(t);
     kick(be);

@@ -80,6 +80,10 @@ typedef enum nx_req_status {
                            counted as late, with no latency */
 } nx_req_status;
 
+typedef struct nx_query nx_query;
+
+/* A model call: what a frontend sends a backend for one stage of a query.
+ * Owned by the frontend (a pool), travels by pointer. */
 typedef struct nx_req {
     nx_msg msg;          /* QUERY / REPLY travel in this */
     uint64_t id;
@@ -88,11 +92,35 @@ typedef struct nx_req {
     int32_t gpu;         /* GPU that served it, -1 if none */
     int32_t batch;       /* size of the batch it ran in, 0 if none */
     uint8_t status;      /* nx_req_status */
-    nx_time arrival;     /* at the frontend */
-    nx_time deadline;    /* arrival + SLO: the absolute deadline */
+    int16_t stage;       /* stage of the query's app */
+    nx_time arrival;     /* sent by the frontend */
+    nx_time deadline;    /* the call's absolute deadline (the query's arrival plus
+                            the cumulative stage budgets up to this stage) */
     nx_time ready;       /* in the backend's queue (after pre-processing) */
     nx_time finish;      /* reply back at the frontend */
+    nx_query *query;
+    struct nx_req *next_free;
 } nx_req;
+
+#define NX_QUERY_MAX_STAGES 16
+
+/* A client request of an app: one DAG of model calls under one SLO. Owned by
+ * whoever submits it (the simulator's run, or the frontend daemon). */
+struct nx_query {
+    uint64_t id;
+    int32_t app;
+    int32_t frontend;
+    uint8_t status;      /* nx_req_status: OK, LATE or DROPPED when done */
+    uint8_t failed;      /* a call was dropped: the query is bad */
+    nx_time arrival, deadline, finish;
+    int32_t gpu, batch;  /* of its first call (for per-request records) */
+    uint32_t calls;      /* model calls issued */
+    uint32_t pending;    /* calls in flight */
+    uint32_t done_mask;  /* stages complete */
+    uint32_t issued_mask;/* join stages whose calls went out */
+    uint16_t out[NX_QUERY_MAX_STAGES];     /* calls in flight per stage */
+    uint16_t ncalls[NX_QUERY_MAX_STAGES];  /* calls issued per stage */
+};
 
 /* A batch handed to gpu_run. */
 struct nx_batch {

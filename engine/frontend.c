@@ -1,24 +1,60 @@
 /* frontend.c — the frontend state machine; see frontend.h.
  *
+ * Query execution: the root stages' calls go out at submission. When a call
+ * of stage v answers, each child of v with v as its only parent gets its
+ * fan-out of calls at once (pipelined per call, as Nexus's dataflow runs a
+ * block as soon as its input is ready); a join stage (several parents) gets
+ * its calls once all its parents are complete, fan-out per call of its first
+ * parent. A stage is complete when its parents are and its calls have all
+ * answered. A dropped call makes the query bad: no further calls go out, the
+ * ones in flight are awaited, and the query is answered as dropped.
+ *
  * Rate reports follow Nexus: a counter per session per beacon interval (1 s),
  * all intervals since the last report sent every report period (2 s). The
  * scheduler folds each interval into an EWMA.
  *
- * A request with no route (its session is not placed anywhere yet) is answered
- * as dropped at once; every request submitted gets exactly one on_done. */
+ * A call with no route (its session is not placed anywhere yet) is a dropped
+ * call at once; every query submitted gets exactly one on_done. Calls come
+ * from a pool owned by the frontend and are recycled on reply. */
 #include "frontend.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CALL_CHUNK 1024
+
+static void recompute_cum(nx_frontend *fe)
+{
+    for (int a = 0; a < fe->cfg.napps; a++) {
+        const nx_app *app = &fe->cfg.apps[a];
+        int base = fe->cfg.app_sess[a];
+        for (int v = 0; v < app->nstages; v++) {
+            double start = 0;
+            for (int k = 0; k < app->stages[v].nparents; k++) {
+                double c = fe->cum_us[base + app->stages[v].parents[k]];
+                if (c > start)
+                    start = c;
+            }
+            fe->cum_us[base + v] = start + fe->budget_us[base + v];
+        }
+    }
+}
 
 void nx_frontend_init(nx_frontend *fe, nx_env *env, const nx_frontend_cfg *cfg)
 {
     memset(fe, 0, sizeof *fe);
     fe->env = env;
     fe->cfg = *cfg;
-    fe->routes = nx_calloc((size_t)cfg->nsess, sizeof(nx_route));
+    int ns = cfg->nsess;
+    fe->routes = nx_calloc((size_t)ns, sizeof(nx_route));
+    fe->budget_us = nx_calloc((size_t)ns, sizeof(double));
+    fe->cum_us = nx_calloc((size_t)ns, sizeof(double));
+    for (int s = 0; s < ns; s++)
+        fe->budget_us[s] = cfg->sessions[s].slo_us;
+    recompute_cum(fe);
     fe->outstanding = nx_calloc((size_t)cfg->ngpu, sizeof(int));
-    fe->cur = nx_calloc((size_t)cfg->nsess, sizeof(uint32_t));
+    fe->cur = nx_calloc((size_t)ns, sizeof(uint32_t));
     fe->rng = cfg->seed ^ 0x6a09e667f3bcc909ULL;
     int tpr = (int)(cfg->report_s / cfg->beacon_s + 0.5);
     fe->ticks_per_report = tpr < 1 ? 1 : tpr;
@@ -38,11 +74,18 @@ void nx_frontend_free(nx_frontend *fe)
     for (int s = 0; s < fe->cfg.nsess; s++)
         route_free(&fe->routes[s]);
     free(fe->routes);
+    free(fe->budget_us);
+    free(fe->cum_us);
     free(fe->outstanding);
     free(fe->cur);
     free(fe->pending);
+    for (int i = 0; i < fe->nchunks; i++)
+        free(fe->chunks[i]);
+    free(fe->chunks);
     memset(fe, 0, sizeof *fe);
 }
+
+/* ---- rate reports ------------------------------------------------------------------ */
 
 static void send_report(nx_frontend *fe)
 {
@@ -89,41 +132,193 @@ void nx_frontend_start(nx_frontend *fe)
 
 void nx_frontend_stop(nx_frontend *fe) { fe->stopped = true; }
 
-static void finish(nx_frontend *fe, nx_req *r)
+/* ---- the call pool ------------------------------------------------------------------- */
+
+static nx_req *call_alloc(nx_frontend *fe)
 {
-    r->finish = nx_now(fe->env);
-    if (r->status != NX_REQ_DROPPED)
-        r->status = r->finish <= r->deadline ? NX_REQ_OK : NX_REQ_LATE;
-    fe->cfg.on_done(fe->cfg.on_done_ctx, r);
+    if (!fe->free_calls) {
+        fe->chunks = nx_realloc(fe->chunks, sizeof(nx_req *) * (size_t)(fe->nchunks + 1));
+        nx_req *c = nx_calloc(CALL_CHUNK, sizeof(nx_req));
+        fe->chunks[fe->nchunks++] = c;
+        for (int i = CALL_CHUNK - 1; i >= 0; i--) {
+            c[i].next_free = fe->free_calls;
+            fe->free_calls = &c[i];
+        }
+    }
+    nx_req *r = fe->free_calls;
+    fe->free_calls = r->next_free;
+    memset(r, 0, sizeof *r);
+    return r;
 }
 
-void nx_frontend_submit(nx_frontend *fe, nx_req *r)
+static void call_release(nx_frontend *fe, nx_req *r)
 {
-    const nx_session *s = &fe->cfg.sessions[r->session];
-    nx_time now = nx_now(fe->env);
-    r->frontend = fe->cfg.node;
-    r->arrival = now;
-    r->deadline = now + NX_US(s->slo_us);
-    r->status = NX_REQ_PENDING;
-    r->gpu = -1;
-    r->batch = 0;
-    fe->submitted++;
-    fe->cur[r->session]++;
-    nx_route *rt = &fe->routes[r->session];
-    if (rt->n == 0) {
-        fe->no_route++;
-        r->status = NX_REQ_DROPPED;
-        finish(fe, r);
-        return;
+    r->next_free = fe->free_calls;
+    fe->free_calls = r;
+}
+
+/* ---- queries ------------------------------------------------------------------------- */
+
+/* A count with mean x: floor(x), plus one with probability frac(x). */
+static int stochastic_round(nx_frontend *fe, double x)
+{
+    if (!(x > 0))
+        return 0;
+    double f = floor(x);
+    return (int)f + (nx_rng_uniform(&fe->rng) < x - f ? 1 : 0);
+}
+
+static int fanout_sample(nx_frontend *fe, const nx_stage *st)
+{
+    switch (st->fanout.kind) {
+    case NX_FANOUT_POISSON: {
+        double mean = st->fanout.value;
+        if (mean > 500) /* normal approximation; exp(-mean) would underflow */
+            return stochastic_round(fe, mean + sqrt(mean) * (nx_rng_uniform(&fe->rng) +
+                                                             nx_rng_uniform(&fe->rng) +
+                                                             nx_rng_uniform(&fe->rng) - 1.5) * 2);
+        double l = exp(-mean), p = 1;
+        int k = -1;
+        do {
+            k++;
+            p *= nx_rng_uniform(&fe->rng);
+        } while (p > l);
+        return k;
     }
-    int i = rt->n == 1 ? 0 : fe->cfg.lb->pick(rt, fe->outstanding, &fe->rng);
-    int gpu = rt->gpu[i];
-    fe->outstanding[gpu]++;
-    r->gpu = gpu;
-    r->msg.type = NX_MSG_QUERY;
-    r->msg.src = fe->cfg.node;
-    r->msg.dst = nx_node_backend(gpu);
-    nx_send(fe->env, r->msg.dst, &r->msg);
+    case NX_FANOUT_TRACE: {
+        if (!fe->cfg.nfanout_trace)
+            return 0;
+        double x = fe->cfg.fanout_trace[fe->fanout_cursor++ % fe->cfg.nfanout_trace];
+        return stochastic_round(fe, x * st->fanout.value);
+    }
+    default:
+        return stochastic_round(fe, st->fanout.value);
+    }
+}
+
+static void finish(nx_frontend *fe, nx_query *q)
+{
+    q->finish = nx_now(fe->env);
+    q->status = q->failed ? NX_REQ_DROPPED
+                          : (q->finish <= q->deadline ? NX_REQ_OK : NX_REQ_LATE);
+    fe->cfg.on_done(fe->cfg.on_done_ctx, q);
+}
+
+/* Send k calls of stage v of query q. */
+static void issue(nx_frontend *fe, nx_query *q, int v, int k)
+{
+    int s = fe->cfg.app_sess[q->app] + v;
+    nx_route *rt = &fe->routes[s];
+    nx_time now = nx_now(fe->env);
+    for (int i = 0; i < k; i++) {
+        fe->cur[s]++;
+        fe->calls++;
+        q->calls++;
+        q->ncalls[v]++;
+        if (rt->n == 0) {
+            fe->no_route++;
+            q->failed = 1;
+            continue;
+        }
+        nx_req *r = call_alloc(fe);
+        r->id = fe->next_call_id++;
+        r->session = s;
+        r->stage = (int16_t)v;
+        r->query = q;
+        r->frontend = fe->cfg.node;
+        r->arrival = now;
+        r->deadline = q->arrival + NX_US(fe->cum_us[s]);
+        r->status = NX_REQ_PENDING;
+        int j = rt->n == 1 ? 0 : fe->cfg.lb->pick(rt, fe->outstanding, &fe->rng);
+        int gpu = rt->gpu[j];
+        fe->outstanding[gpu]++;
+        r->gpu = gpu;
+        r->msg.type = NX_MSG_QUERY;
+        r->msg.src = fe->cfg.node;
+        r->msg.dst = nx_node_backend(gpu);
+        q->out[v]++;
+        q->pending++;
+        nx_send(fe->env, r->msg.dst, &r->msg);
+    }
+}
+
+/* Mark complete stages, start join stages whose parents are complete, and
+ * finish the query when every stage is complete. */
+static void settle(nx_frontend *fe, nx_query *q)
+{
+    const nx_app *app = &fe->cfg.apps[q->app];
+    uint32_t all = app->nstages >= 32 ? 0xffffffffu : (1u << app->nstages) - 1;
+    for (int v = 0; v < app->nstages; v++) {
+        uint32_t bit = 1u << v;
+        if (q->done_mask & bit)
+            continue;
+        const nx_stage *st = &app->stages[v];
+        bool parents_done = true;
+        for (int k = 0; k < st->nparents; k++)
+            parents_done &= (q->done_mask >> st->parents[k]) & 1u;
+        if (!parents_done)
+            continue;
+        if (st->nparents > 1 && !(q->issued_mask & bit)) {
+            q->issued_mask |= bit;
+            if (!q->failed) {
+                int k = 0;
+                for (uint16_t i = 0; i < q->ncalls[st->parents[0]]; i++)
+                    k += fanout_sample(fe, st);
+                issue(fe, q, v, k);
+            }
+        }
+        if (q->out[v] == 0)
+            q->done_mask |= bit;
+    }
+    if (q->pending == 0 && (q->done_mask == all || q->failed) && q->status == NX_REQ_PENDING)
+        finish(fe, q);
+}
+
+void nx_frontend_submit(nx_frontend *fe, nx_query *q)
+{
+    const nx_app *app = &fe->cfg.apps[q->app];
+    nx_time now = nx_now(fe->env);
+    q->frontend = fe->cfg.node;
+    q->arrival = now;
+    q->deadline = now + NX_MS(app->slo_ms);
+    q->status = NX_REQ_PENDING;
+    q->failed = 0;
+    q->gpu = -1;
+    q->batch = 0;
+    q->calls = q->pending = q->done_mask = q->issued_mask = 0;
+    memset(q->out, 0, sizeof q->out);
+    memset(q->ncalls, 0, sizeof q->ncalls);
+    fe->submitted++;
+    for (int v = 0; v < app->nstages; v++)
+        if (app->stages[v].nparents == 0)
+            issue(fe, q, v, 1);
+    settle(fe, q);
+}
+
+static void on_reply(nx_frontend *fe, nx_req *r)
+{
+    nx_query *q = r->query;
+    int v = r->stage;
+    r->finish = nx_now(fe->env);
+    NX_ASSERT(q->out[v] > 0 && q->pending > 0);
+    q->out[v]--;
+    q->pending--;
+    if (r->status == NX_REQ_DROPPED) {
+        q->failed = 1;
+    } else {
+        if (q->gpu < 0) {
+            q->gpu = r->gpu;
+            q->batch = r->batch;
+        }
+        const nx_app *app = &fe->cfg.apps[q->app];
+        for (int c = v + 1; c < app->nstages && !q->failed; c++) {
+            const nx_stage *st = &app->stages[c];
+            if (st->nparents == 1 && st->parents[0] == v)
+                issue(fe, q, c, fanout_sample(fe, st));
+        }
+    }
+    call_release(fe, r);
+    settle(fe, q);
 }
 
 static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
@@ -156,7 +351,9 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
             if (r->w[k] < r->wmin)
                 r->wmin = r->w[k];
         }
+        fe->budget_us[s] = m->slo_us[s];
     }
+    recompute_cum(fe);
     free(m);
 }
 
@@ -165,10 +362,10 @@ void nx_frontend_recv(nx_frontend *fe, nx_msg *m)
     switch (m->type) {
     case NX_MSG_REPLY: {
         nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);
-        int gpu = nx_node_backend(0) <= m->src ? m->src - nx_node_backend(0) : -1;
+        int gpu = m->src - nx_node_backend(0);
         NX_ASSERT(gpu >= 0 && gpu < fe->cfg.ngpu);
         fe->outstanding[gpu]--;
-        finish(fe, r);
+        on_reply(fe, r);
         break;
     }
     case NX_MSG_ROUTES:

@@ -13,12 +13,14 @@ nx_table_msg *nx_table_msg_new(int n)
 
 nx_routes_msg *nx_routes_msg_new(int nsess, int nroutes)
 {
-    size_t sz = sizeof(nx_routes_msg) + sizeof(double) * (size_t)nroutes +
+    size_t sz = sizeof(nx_routes_msg) + sizeof(double) * ((size_t)nroutes + (size_t)nsess) +
                 sizeof(int) * ((size_t)nsess + 1 + (size_t)nroutes);
     nx_routes_msg *r = nx_calloc(1, sz);
     char *p = (char *)(r + 1);
     r->w = (double *)p;
     p += sizeof(double) * (size_t)nroutes;
+    r->slo_us = (double *)p;
+    p += sizeof(double) * (size_t)nsess;
     r->off = (int *)p;
     p += sizeof(int) * ((size_t)nsess + 1);
     r->gpu = (int *)p;

@@ -12,6 +12,7 @@
 typedef struct nx_table_entry {
     int session;
     int batch;
+    double slo_us;      /* the session's current SLO (its stage budget) */
 } nx_table_entry;
 
 /* scheduler -> backend: the GPU's model table. */
@@ -23,8 +24,9 @@ typedef struct nx_table_msg {
     nx_table_entry e[];
 } nx_table_msg;
 
-/* scheduler -> frontend: every session's routes (GPU, weight). Session s's
- * routes are gpu[off[s] .. off[s+1]) with weights w[...]. */
+/* scheduler -> frontend: every session's routes (GPU, weight) and current
+ * SLO (stage budget). Session s's routes are gpu[off[s] .. off[s+1]) with
+ * weights w[...]. */
 typedef struct nx_routes_msg {
     nx_msg m;
     uint64_t epoch;
@@ -32,6 +34,7 @@ typedef struct nx_routes_msg {
     int *off;     /* nsess + 1, points into this allocation */
     int *gpu;
     double *w;
+    double *slo_us; /* nsess */
 } nx_routes_msg;
 
 /* frontend -> scheduler: per-session request counts, one per beacon interval

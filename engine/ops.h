@@ -16,9 +16,10 @@
 /* A session: (model, SLO). The unit the scheduler places. Read-only, shared. */
 typedef struct nx_session {
     int id;
-    char name[NX_NAME_MAX];
+    char name[NX_NAME_MAX];   /* app, or app/stage for DAG apps */
+    int app, stage;
     const nx_profile *prof;
-    double slo_us;
+    double slo_us;     /* the initial SLO: the app's, or the stage's initial budget */
     double est_rate;   /* the rate to plan for before any measurement (req/s) */
 } nx_session;
 
@@ -30,6 +31,7 @@ typedef struct nx_bsess {
     const nx_session *s;
     nx_rq q;
     int target_batch;    /* from the plan (the scheduler's batch size) */
+    double slo_us;       /* the session's current SLO, from the plan */
     bool planned;        /* in the current model table (false: draining) */
     double multiplier;
     nx_time reply_ns;    /* the reply's trip back to the frontend */

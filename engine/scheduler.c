@@ -13,6 +13,7 @@
  * most planned rate, so that sessions move only when the plan really changes.
  * Every GPU whose table changed gets a new one; every frontend gets routes. */
 #include "scheduler.h"
+#include "split.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -34,12 +35,14 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
     sc->plan_rate = nx_calloc((size_t)ns, sizeof(double));
     sc->hist = nx_calloc((size_t)ns, sizeof(int));
     sc->tput = nx_calloc((size_t)ns, sizeof(double));
+    sc->budget = nx_calloc((size_t)ns, sizeof(double));
     sc->map_tmp = nx_calloc((size_t)cfg->ngpu * 2 + 2, sizeof(int));
     sc->alpha = 1.0 - exp(-cfg->p.beacon_s / cfg->p.avg_interval_s);
     for (int s = 0; s < ns; s++) {
         sc->specs[s].id = s;
         sc->specs[s].prof = cfg->sessions[s].prof;
         sc->specs[s].slo_us = cfg->sessions[s].slo_us;
+        sc->budget[s] = cfg->sessions[s].slo_us;
         sc->plan_rate[s] = cfg->sessions[s].est_rate;
     }
 }
@@ -56,6 +59,7 @@ void nx_scheduler_free(nx_scheduler *sc)
     free(sc->plan_rate);
     free(sc->hist);
     free(sc->tput);
+    free(sc->budget);
     free(sc->map_tmp);
     memset(sc, 0, sizeof *sc);
 }
@@ -201,6 +205,7 @@ static void push_tables(nx_scheduler *sc, bool all)
         for (int i = 0; i < np->n; i++) {
             t->e[i].session = np->a[i].session;
             t->e[i].batch = np->a[i].batch;
+            t->e[i].slo_us = sc->budget[np->a[i].session];
         }
         t->m.src = NX_NODE_SCHEDULER;
         t->m.dst = nx_node_backend(g);
@@ -236,6 +241,7 @@ static void push_routes(nx_scheduler *sc)
                 m->gpu[k] = g;
                 m->w[k] = a->throughput > 0 ? a->throughput : 1e-9;
             }
+        memcpy(m->slo_us, sc->budget, sizeof(double) * (size_t)ns);
         free(own);
         m->m.src = NX_NODE_SCHEDULER;
         m->m.dst = sc->cfg.first_frontend_node + f;
@@ -243,8 +249,51 @@ static void push_routes(nx_scheduler *sc)
     }
 }
 
+/* Re-split every multi-stage app's SLO from the rates the plan is for;
+ * adopt a split on the first epoch, or when it needs at least split_gain
+ * fewer GPUs than the current budgets at the same rates. */
+static bool resplit(nx_scheduler *sc, bool first)
+{
+    bool any = false;
+    for (int a = 0; a < sc->cfg.napps; a++) {
+        const nx_app *app = &sc->cfg.apps[a];
+        if (app->nstages < 2)
+            continue;
+        int base = sc->cfg.app_sess[a];
+        double rate[NX_APP_MAX_STAGES];
+        for (int v = 0; v < app->nstages; v++)
+            rate[v] = sc->plan_rate[base + v] > 0.1 ? sc->plan_rate[base + v] : 0.1;
+        nx_split_in in = {
+            .app = app,
+            .rate = rate,
+            .multiplier = sc->cfg.p.profile_multiplier,
+            .net_allowance_us = sc->cfg.net_allowance_us,
+            .steps = sc->cfg.p.split_steps,
+        };
+        nx_split_out out;
+        int rc = sc->cfg.split == NX_SPLIT_EVEN ? nx_split_even(&in, &out) : nx_split_dp(&in, &out);
+        if (rc < 0)
+            continue; /* infeasible at these rates: keep the current budgets */
+        double cur = nx_split_cost(&in, &sc->budget[base]);
+        if (!first && !(out.gpus <= (1 - sc->cfg.p.split_gain) * cur))
+            continue;
+        bool changed = false;
+        for (int v = 0; v < app->nstages; v++) {
+            changed |= fabs(sc->budget[base + v] - out.budget_us[v]) > 1e-6;
+            sc->budget[base + v] = out.budget_us[v];
+        }
+        if (changed && !first)
+            sc->splits++;
+        any |= changed;
+    }
+    for (int s = 0; s < sc->cfg.nsess; s++)
+        sc->specs[s].slo_us = sc->budget[s];
+    return any;
+}
+
 static int run_epoch(nx_scheduler *sc, const char *why, bool first)
 {
+    bool resplit_changed = resplit(sc, first);
     /* as Nexus, plan for at least 0.1 req/s: an idle session keeps a slot,
      * and its trigger test (against 0.1) is not always true */
     for (int s = 0; s < sc->cfg.nsess; s++)
@@ -263,7 +312,7 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
         return rc;
     sc->epoch++;
     map_plan(sc);
-    push_tables(sc, first);
+    push_tables(sc, first || resplit_changed);
     nx_plan_copy(&sc->plan, &sc->mapped);
     for (int s = 0; s < sc->cfg.nsess; s++)
         sc->tput[s] = 0;
@@ -274,7 +323,8 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
     sc->epochs++;
     sc->last_epoch = nx_now(sc->env);
     if (sc->cfg.on_epoch)
-        sc->cfg.on_epoch(sc->cfg.on_epoch_ctx, &sc->plan, sc->tput, sc->last_epoch, why);
+        sc->cfg.on_epoch(sc->cfg.on_epoch_ctx, &sc->plan, sc->tput, sc->budget, sc->last_epoch,
+                         why);
     return 0;
 }
 

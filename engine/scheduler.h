@@ -7,6 +7,12 @@
  * where they were when possible, and pushes model tables to backends and
  * routes to frontends.
  *
+ * Apps with several stages have their SLO split among the stages (split.h):
+ * at every epoch the split is recomputed from the measured per-stage rates
+ * (which carry the fan-outs), and adopted — the stage sessions re-registered
+ * with their new SLOs — when it needs at least `split_gain` fewer GPUs than
+ * the current one (the original Nexus never wired its DP into scheduling).
+ *
  * Inputs: nx_scheduler_recv() for RATES; its own beacon timer. Outputs: TABLE
  * and ROUTES messages; on_epoch() after each plan. */
 #ifndef NX_SCHEDULER_H
@@ -16,9 +22,15 @@
 #include "msg.h"
 #include "plan.h"
 
-/* After each epoch: the plan, and each session's planned throughput. */
-typedef void (*nx_epoch_fn)(void *ctx, const nx_plan *plan, const double *tput, nx_time now,
-                            const char *why);
+/* After each epoch: the plan, each session's planned throughput and SLO
+ * (its stage budget). */
+typedef void (*nx_epoch_fn)(void *ctx, const nx_plan *plan, const double *tput,
+                            const double *slo_us, nx_time now, const char *why);
+
+typedef enum nx_split_mode {
+    NX_SPLIT_DP = 0,     /* Nexus's DP, re-run every epoch */
+    NX_SPLIT_EVEN,       /* the paper's baseline */
+} nx_split_mode;
 
 typedef struct nx_scheduler_cfg {
     const nx_session *sessions;
@@ -30,6 +42,10 @@ typedef struct nx_scheduler_cfg {
     double net_allowance_us;   /* subtracted from SLOs when planning */
     const nx_placement_ops *placement;
     nx_sched_params p;
+    const nx_app *apps;        /* the apps' DAGs */
+    int napps;
+    const int *app_sess;       /* app a's stage v is session app_sess[a] + v */
+    nx_split_mode split;
     nx_epoch_fn on_epoch;
     void *on_epoch_ctx;
 } nx_scheduler_cfg;
@@ -47,6 +63,8 @@ typedef struct nx_scheduler {
     double *plan_rate;         /* per session: the rate the current plan is for */
     int *hist;                 /* per session: beacons with a rate measured */
     double *tput;              /* per session: planned throughput of the current plan */
+    double *budget;            /* per session: current SLO (stage budget), µs */
+    uint64_t splits;           /* epochs that adopted a new split */
     double alpha;
     nx_time last_epoch;
     uint64_t epoch;

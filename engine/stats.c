@@ -24,12 +24,12 @@ void nx_stats_free(nx_stats *st)
     memset(st, 0, sizeof *st);
 }
 
-void nx_stats_add(nx_stats *st, const nx_req *r)
+void nx_stats_add(nx_stats *st, const nx_query *r)
 {
     if (r->arrival < st->win_start || r->arrival >= st->win_end)
         return;
-    NX_ASSERT(r->session >= 0 && r->session < st->napps);
-    nx_app_stats *as = &st->apps[r->session];
+    NX_ASSERT(r->app >= 0 && r->app < st->napps);
+    nx_app_stats *as = &st->apps[r->app];
     st->sent++;
     as->sent++;
     switch (r->status) {

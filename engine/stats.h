@@ -32,8 +32,8 @@ typedef struct nx_metrics {
 
 void nx_stats_init(nx_stats *st, int napps, nx_time win_start, nx_time win_end);
 void nx_stats_free(nx_stats *st);
-/* Count one finished request (status OK, LATE or DROPPED; r->session is the app). */
-void nx_stats_add(nx_stats *st, const nx_req *r);
+/* Count one finished query (status OK, LATE, DROPPED or UNANSWERED). */
+void nx_stats_add(nx_stats *st, const nx_query *r);
 /* Sort the latencies and fill m. */
 void nx_stats_finish(nx_stats *st, nx_metrics *m);
 

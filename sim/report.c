@@ -62,7 +62,7 @@ static void jstr(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void write_plan(FILE *f, const nx_experiment *x, const nx_plan *p)
+static void write_plan(FILE *f, const nx_run_result *r, const nx_plan *p)
 {
     fprintf(f, "      \"plan\": {\n        \"gpus_used\": %d,\n        \"gpus\": [", p->used);
     bool first = true;
@@ -76,8 +76,8 @@ static void write_plan(FILE *f, const nx_experiment *x, const nx_plan *p)
         first = false;
         for (int i = 0; i < gp->n; i++) {
             const nx_alloc *a = &gp->a[i];
-            fprintf(f, "%s{\"app\": ", i ? ", " : "");
-            jstr(f, x->apps[a->session].name);
+            fprintf(f, "%s{\"session\": ", i ? ", " : "");
+            jstr(f, r->sessions[a->session].name);
             fprintf(f, ", \"batch\": %d, \"rate\": %.3f, \"throughput\": %.3f}", a->batch, a->rate,
                     a->throughput);
         }
@@ -89,7 +89,7 @@ static void write_plan(FILE *f, const nx_experiment *x, const nx_plan *p)
         if (p->unassigned[s] <= 1e-9)
             continue;
         fprintf(f, "%s", first ? "" : ", ");
-        jstr(f, x->apps[s].name);
+        jstr(f, r->sessions[s].name);
         fprintf(f, ": %.3f", p->unassigned[s]);
         first = false;
     }
@@ -135,10 +135,19 @@ static void write_result(FILE *f, const nx_experiment *x, const nx_combo_report 
         fprintf(f, "%s%.4f", g ? ", " : "", r->util[g]);
     fprintf(f, "],\n      \"epochs\": %llu,\n      \"triggers\": %llu,\n      \"timeline\": [",
             (unsigned long long)r->epochs, (unsigned long long)r->triggers);
-    for (int k = 0; k < r->ntimeline; k++)
-        fprintf(f, "%s{\"t_s\": %.3f, \"gpus_used\": %d, \"planned_rps\": %.3f, \"why\": \"%s\"}",
+    bool dag = r->nsess > r->napps;
+    for (int k = 0; k < r->ntimeline; k++) {
+        fprintf(f, "%s{\"t_s\": %.3f, \"gpus_used\": %d, \"planned_rps\": %.3f, \"why\": \"%s\"",
                 k ? ", " : "", r->timeline[k].t_s, r->timeline[k].used, r->timeline[k].planned,
                 r->timeline[k].why);
+        if (dag) { /* the stage budgets, when some app has several stages */
+            fprintf(f, ", \"slo_ms\": [");
+            for (int s = 0; s < r->nsess; s++)
+                fprintf(f, "%s%.3f", s ? ", " : "", r->timeline[k].slo_ms[s]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "}");
+    }
     fprintf(f, "],\n      \"apps\": [");
     for (int a = 0; a < r->napps; a++) {
         const nx_app_stats *as = &r->apps[a];
@@ -153,7 +162,20 @@ static void write_result(FILE *f, const nx_experiment *x, const nx_combo_report 
                 as->sent ? (double)(as->late + as->dropped) / (double)as->sent : 0.0);
     }
     fprintf(f, "\n      ],\n");
-    write_plan(f, x, &r->final_plan);
+    fprintf(f, "      \"sessions\": [");
+    for (int s = 0; s < r->nsess; s++) {
+        const nx_session *se = &r->sessions[s];
+        double slo = r->ntimeline ? r->timeline[r->ntimeline - 1].slo_ms[s] : se->slo_us / 1000;
+        fprintf(f, "%s\n        {\"name\": ", s ? "," : "");
+        jstr(f, se->name);
+        fprintf(f, ", \"model\": ");
+        jstr(f, se->prof->model);
+        fprintf(f, ", \"precision\": ");
+        jstr(f, se->prof->precision);
+        fprintf(f, ", \"slo_ms\": %.3f}", slo);
+    }
+    fprintf(f, "\n      ],\n      \"splits\": %llu,\n", (unsigned long long)r->splits);
+    write_plan(f, r, &r->final_plan);
     fprintf(f, "\n    }");
 }
 
@@ -175,7 +197,7 @@ static void write_cdf(FILE *f, const nx_experiment *x, const nx_combo_report *cr
     double *lat = nx_malloc(sizeof(double) * (r->nreqs ? r->nreqs : 1));
     nx_time ws = NX_SEC(x->warmup_s), we = NX_SEC(x->duration_s);
     for (size_t i = 0; i < r->nreqs; i++) {
-        const nx_req *q = &r->reqs[i];
+        const nx_query *q = &r->reqs[i];
         if (q->arrival < ws || q->arrival >= we)
             continue;
         sent++;
@@ -267,15 +289,15 @@ int nx_report_write(const char *dir, const nx_experiment *x, const nx_combo_repo
         return 0;
     if (!(f = open_out(dir, "requests.csv", eb)))
         return NX_ERR_IO;
-    fprintf(f, "policy,id,app,arrival_us,deadline_us,finish_us,latency_us,status,gpu,batch\n");
+    fprintf(f, "policy,id,app,arrival_us,deadline_us,finish_us,latency_us,status,gpu,batch,calls\n");
     static const char *st[] = {"pending", "ok", "late", "dropped", "unanswered"};
     for (int i = 0; i < n; i++) {
         const nx_run_result *r = &reps[i].run;
         for (size_t k = 0; k < r->nreqs; k++) {
-            const nx_req *q = &r->reqs[k];
+            const nx_query *q = &r->reqs[k];
             bool answered = q->status == NX_REQ_OK || q->status == NX_REQ_LATE;
             fprintf(f, "%s,%llu,%s,%.3f,%.3f,", reps[i].combo->name, (unsigned long long)q->id,
-                    x->apps[q->session].name, NX_TO_US(q->arrival), NX_TO_US(q->deadline));
+                    x->apps[q->app].name, NX_TO_US(q->arrival), NX_TO_US(q->deadline));
             if (q->finish > 0)
                 fprintf(f, "%.3f,", NX_TO_US(q->finish));
             else
@@ -284,7 +306,7 @@ int nx_report_write(const char *dir, const nx_experiment *x, const nx_combo_repo
                 fprintf(f, "%.3f,", NX_TO_US(q->finish - q->arrival));
             else
                 fprintf(f, ",");
-            fprintf(f, "%s,%d,%d\n", st[q->status], q->gpu, q->batch);
+            fprintf(f, "%s,%d,%d,%u\n", st[q->status], q->gpu, q->batch, q->calls);
         }
     }
     return close_out(f, dir, "requests.csv", eb);

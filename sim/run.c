@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "frontend.h"
 #include "scheduler.h"
+#include "split.h"
 #include "policies.h"
 
 #include <math.h>
@@ -60,8 +61,9 @@ struct run {
     gsl_rng *wrng;          /* workload randomness, separate from the sim's */
     double scale;
     nx_time end_arrivals, window_start, window_end;
-    /* requests */
-    nx_req **chunks;
+    int *app_sess;          /* app a's stage v is session app_sess[a] + v */
+    /* queries (client requests) */
+    nx_query **chunks;
     size_t nchunks, nreqs;
     uint64_t done;
     /* trace mapping */
@@ -85,29 +87,29 @@ static double wall_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
-static nx_req *new_req(run *r)
+static nx_query *new_query(run *r)
 {
     size_t i = r->nreqs;
     if ((i >> CHUNK_SHIFT) >= r->nchunks) {
-        r->chunks = nx_realloc(r->chunks, sizeof(nx_req *) * (r->nchunks + 1));
-        r->chunks[r->nchunks++] = nx_calloc(CHUNK, sizeof(nx_req));
+        r->chunks = nx_realloc(r->chunks, sizeof(nx_query *) * (r->nchunks + 1));
+        r->chunks[r->nchunks++] = nx_calloc(CHUNK, sizeof(nx_query));
     }
-    nx_req *q = &r->chunks[i >> CHUNK_SHIFT][i & (CHUNK - 1)];
+    nx_query *q = &r->chunks[i >> CHUNK_SHIFT][i & (CHUNK - 1)];
     memset(q, 0, sizeof *q);
     q->id = i;
     r->nreqs++;
     return q;
 }
 
-static inline nx_req *req_at(const run *r, size_t i)
+static inline nx_query *req_at(const run *r, size_t i)
 {
     return &r->chunks[i >> CHUNK_SHIFT][i & (CHUNK - 1)];
 }
 
 static void submit(run *r, int app)
 {
-    nx_req *q = new_req(r);
-    q->session = app;
+    nx_query *q = new_query(r);
+    q->app = app;
     nx_frontend_submit(&r->fe[app % r->nf], q);
 }
 
@@ -286,6 +288,18 @@ static void setup_trace(run *r)
         r->trace_cdf[k] = tot > 0 ? r->trace_cdf[k] / tot : (k + 1.0) / r->ntrace_apps;
 }
 
+/* Mean calls of a stage per call of its (first) parent. */
+static double mean_fanout(const nx_experiment *x, const nx_stage *st)
+{
+    if (st->fanout.kind != NX_FANOUT_TRACE)
+        return st->fanout.value;
+    const nx_trace *t = &x->trace.trace;
+    double sum = 0;
+    for (size_t i = 0; i < t->n && t->size; i++)
+        sum += t->size[i];
+    return t->n ? sum / (double)t->n * st->fanout.value : 0;
+}
+
 /* Mean rate an app is expected to see, for the scheduler's first plan. */
 static double expected_rate(const run *r, int a)
 {
@@ -370,14 +384,14 @@ static void free_ctrl_msg(void *ctx, nx_msg *m)
         free(m);
 }
 
-static void on_done(void *ctx, nx_req *q)
+static void on_done(void *ctx, nx_query *q)
 {
     run *r = ctx;
     r->done++;
 }
 
-static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, nx_time now,
-                     const char *why)
+static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, const double *slo_us,
+                     nx_time now, const char *why)
 {
     run *r = ctx;
     nx_run_result *res = r->res;
@@ -392,6 +406,9 @@ static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, nx_time
     for (int s = 0; s < plan->nsess; s++)
         p->planned += tput[s];
     snprintf(p->why, sizeof p->why, "%s", why);
+    p->slo_ms = nx_malloc(sizeof(double) * (size_t)r->ns);
+    for (int s = 0; s < r->ns; s++)
+        p->slo_ms[s] = slo_us[s] / 1000.0;
 }
 
 static void progress(run *r, bool final)
@@ -417,7 +434,7 @@ static void reduce(run *r, nx_run_result *res)
     nx_stats st;
     nx_stats_init(&st, x->napps, r->window_start, r->window_end);
     for (size_t i = 0; i < r->nreqs; i++) {
-        nx_req *q = req_at(r, i);
+        nx_query *q = req_at(r, i);
         if (q->status == NX_REQ_PENDING) { /* still queued at the end of the drain */
             q->status = NX_REQ_UNANSWERED;
             q->finish = 0;
@@ -491,6 +508,11 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
                    x->path, combo->name, combo->batching, names);
         return NX_ERR_NOTFOUND;
     }
+    if (strcmp(combo->split, "dp") != 0 && strcmp(combo->split, "even") != 0) {
+        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown split '%s' (known: dp, even)",
+                   x->path, combo->name, combo->split);
+        return NX_ERR_NOTFOUND;
+    }
     if (!lb) {
         nx_lb_list(names, sizeof names);
         nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown lb '%s' (known: %s)", x->path,
@@ -505,7 +527,12 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
     r->scale = o->scale;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     res->scale = o->scale;
-    r->ns = x->napps;
+    r->app_sess = nx_malloc(sizeof(int) * (size_t)x->napps);
+    r->ns = 0;
+    for (int a = 0; a < x->napps; a++) {
+        r->app_sess[a] = r->ns;
+        r->ns += x->apps[a].nstages;
+    }
     r->ng = x->gpus;
     r->nf = x->napps < 8 ? x->napps : 8;
     r->end_arrivals = NX_SEC(x->duration_s);
@@ -520,15 +547,36 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         setup_trace(r);
     double max_slo_us = 0;
     r->sess = nx_calloc((size_t)r->ns, sizeof(nx_session));
-    for (int a = 0; a < r->ns; a++) {
-        nx_session *s = &r->sess[a];
-        s->id = a;
-        snprintf(s->name, sizeof s->name, "%s", x->apps[a].name);
-        s->prof = x->apps[a].profile;
-        s->slo_us = x->apps[a].slo_ms * 1000.0;
-        s->est_rate = expected_rate(r, a);
-        if (s->slo_us > max_slo_us)
-            max_slo_us = s->slo_us;
+    for (int a = 0; a < x->napps; a++) {
+        const nx_app *app = &x->apps[a];
+        double calls[NX_APP_MAX_STAGES], rate[NX_APP_MAX_STAGES];
+        double app_rate = expected_rate(r, a);
+        for (int v = 0; v < app->nstages; v++) {
+            const nx_stage *st = &app->stages[v];
+            calls[v] = st->nparents == 0 ? 1 : calls[st->parents[0]] * mean_fanout(x, st);
+            rate[v] = app_rate * calls[v];
+        }
+        /* before the scheduler's first split: the even split (safe on every path) */
+        nx_split_in in = {.app = app, .rate = rate, .multiplier = x->sched.profile_multiplier,
+                          .net_allowance_us = 2 * (x->net_delay_us + x->net_jitter_us),
+                          .steps = x->sched.split_steps};
+        nx_split_out ev;
+        nx_split_even(&in, &ev);
+        for (int v = 0; v < app->nstages; v++) {
+            nx_session *s = &r->sess[r->app_sess[a] + v];
+            s->id = r->app_sess[a] + v;
+            s->app = a;
+            s->stage = v;
+            if (app->nstages == 1)
+                snprintf(s->name, sizeof s->name, "%s", app->name);
+            else
+                snprintf(s->name, sizeof s->name, "%.30s/%.30s", app->name, app->stages[v].name);
+            s->prof = app->stages[v].profile;
+            s->slo_us = app->nstages == 1 ? app->slo_ms * 1000.0 : ev.budget_us[v];
+            s->est_rate = rate[v];
+        }
+        if (app->slo_ms * 1000.0 > max_slo_us)
+            max_slo_us = app->slo_ms * 1000.0;
     }
 
     r->be = nx_calloc((size_t)r->ng, sizeof(nx_backend));
@@ -553,6 +601,11 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             .node = 1 + r->ng + f,
             .sessions = r->sess,
             .nsess = r->ns,
+            .apps = x->apps,
+            .napps = x->napps,
+            .app_sess = r->app_sess,
+            .fanout_trace = x->has_trace ? x->trace.trace.size : NULL,
+            .nfanout_trace = x->has_trace && x->trace.trace.size ? x->trace.trace.n : 0,
             .ngpu = r->ng,
             .lb = lb,
             .seed = o->seed * 1000003u + (uint64_t)f,
@@ -573,6 +626,10 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         .net_allowance_us = 2 * (x->net_delay_us + x->net_jitter_us),
         .placement = place,
         .p = x->sched,
+        .apps = x->apps,
+        .napps = x->napps,
+        .app_sess = r->app_sess,
+        .split = strcmp(combo->split, "even") == 0 ? NX_SPLIT_EVEN : NX_SPLIT_DP,
         .on_epoch = on_epoch,
         .on_epoch_ctx = r,
     };
@@ -604,6 +661,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             nx_frontend_stop(&r->fe[f]);
 
         res->epochs = r->sched.epochs;
+        res->splits = r->sched.splits;
+        res->sessions = r->sess;
+        res->nsess = r->ns;
         res->triggers = r->sched.triggers;
         nx_plan_init(&res->final_plan, r->ng, r->ns);
         nx_plan_copy(&res->final_plan, &r->sched.plan);
@@ -611,7 +671,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         res->events = r->sim.events;
         res->total_requests = r->nreqs;
         if (o->keep_requests) {
-            res->reqs = nx_malloc(sizeof(nx_req) * (r->nreqs ? r->nreqs : 1));
+            res->reqs = nx_malloc(sizeof(nx_query) * (r->nreqs ? r->nreqs : 1));
             for (size_t i = 0; i < r->nreqs; i++)
                 res->reqs[i] = *req_at(r, i);
             res->nreqs = r->nreqs;
@@ -627,7 +687,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         nx_backend_free(&r->be[g]);
     free(r->fe);
     free(r->be);
-    free(r->sess);
+    free(r->app_sess);
+    if (res->sessions != r->sess)
+        free(r->sess);
     free(r->gens);
     free(r->trace_apps);
     free(r->trace_cdf);
@@ -643,7 +705,10 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
 void nx_run_result_free(nx_run_result *r)
 {
     free(r->util);
+    for (int k = 0; k < r->ntimeline; k++)
+        free(r->timeline[k].slo_ms);
     free(r->timeline);
+    free(r->sessions);
     free(r->apps);
     free(r->reqs);
     if (r->final_plan.gpu)

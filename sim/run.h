@@ -8,12 +8,14 @@
 #include "plan.h"
 #include "env.h"
 #include "stats.h"
+#include "ops.h"
 
 typedef struct nx_timeline_pt {
     double t_s;
     int used;           /* GPUs with a session in the plan */
     double planned;     /* total planned throughput (req/s) */
     char why[12];       /* "initial", "trigger", "periodic" */
+    double *slo_ms;     /* per session: its SLO (stage budget) from this epoch on */
 } nx_timeline_pt;
 
 typedef struct nx_run_result {
@@ -38,8 +40,12 @@ typedef struct nx_run_result {
     uint64_t events;           /* simulator events fired */
     uint64_t total_requests;   /* all requests generated (not just the window) */
     double wall_s;
-    /* per-request records (only when keep_requests) */
-    nx_req *reqs;
+    uint64_t splits;           /* epochs that adopted a new SLO split */
+    /* the sessions: one per app, one per stage of a DAG app (owned) */
+    nx_session *sessions;
+    int nsess;
+    /* per-query records (only when keep_requests) */
+    nx_query *reqs;
     size_t nreqs;
 } nx_run_result;
 
