@@ -863,7 +863,7 @@ void nx_experiment_init(nx_experiment *x)
     x->net_jitter_us = 0;
     x->sched = (nx_sched_params){
         .epoch_s = 30, .min_epoch_s = 10, .beacon_s = 1, .report_s = 2, .avg_interval_s = 10,
-        .history = 30, .low = 0.8, .high = 1.1, .profile_multiplier = 1.0, .adaptive = true,
+        .history = 30, .low = 0.8, .high = 1.1, .profile_multiplier = 1.15, .adaptive = true,
         .split_gain = 0.1, .split_steps = 100,
     };
     x->batch = (nx_batch_params){ .tf_timeout_ms = 1, .aimd_step = 2, .aimd_backoff = 0.9 };

@@ -538,7 +538,7 @@ static void test_experiment_defaults(void)
     CHECK_INT(x.sched.history, 30);
     CHECK_DBL(x.sched.low, 0.8, 0);
     CHECK_DBL(x.sched.high, 1.1, 0);
-    CHECK_DBL(x.sched.profile_multiplier, 1.0, 0);
+    CHECK_DBL(x.sched.profile_multiplier, 1.15, 0);  /* Nexus's default */
     CHECK_TRUE(x.sched.adaptive);
     CHECK_DBL(x.batch.tf_timeout_ms, 1, 0);
     CHECK_INT(x.batch.aimd_step, 2);
@@ -608,7 +608,7 @@ static void test_bad_experiments(void)
         { "warmup2.yml", HEAD APP0 "    workload: {type: poisson, rate: 1}\n" POL "run: {duration_s: 5}\n",
           "warmup2.yml:11:", "field 'run.duration_s'", NX_ERR_CONFIG },
         { "slo.yml", HEAD "apps:\n  - name: digits\n    model: A\n    slo_ms: 10\n    workload: {type: poisson, rate: 1}\n" POL,
-          "slo.yml: app 'digits': no batch size of model 'A' fits its 10 ms SLO", "2 x 50 ms", NX_ERR_INFEASIBLE },
+          "slo.yml: app 'digits': no batch size of model 'A' fits its 10 ms SLO", "2 x 57.5 ms", NX_ERR_INFEASIBLE },
         { "model.yml", HEAD "apps:\n  - name: digits\n    model: lenet\n    precision: fp16\n    slo_ms: 50\n"
           "    workload: {type: poisson, rate: 1}\n" POL,
           "model.yml: app 'digits': unknown model 'lenet' (precision fp16); profiles in", "have: A (fp32), B (fp32), C (fp32)",

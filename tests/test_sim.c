@@ -220,13 +220,14 @@ static void test_zero_rate_steps(void)
  *
  * One GPU, SLO 100 ms, l(b) = alpha*b + beta with alpha = 1 ms and the batch
  * of 2*l(B) = SLO at B = 25, so beta = 25 ms and the optimal throughput is
- * 25/50 ms = 500 req/s, Poisson arrivals. Measured here (seed 1, 60 s runs,
- * 10 s warm-up, scan + 12 bisection steps): early drop 404.7 req/s, lazy drop
- * 340.8 req/s at <= 1 % bad rate: +18.8 % (the paper: up to +25 % at
- * alpha = 1 ms; lazy ~355 and early ~445 read off its figure). Our early
- * drop stays further below the optimum than the paper's because the squishy
- * plan sizes the batch to the rate (b/r + l(b) <= 100 ms gives 21 at 400 req/s), not to
- * the optimal 25 the paper's simulation fixed. */
+ * 25/50 ms = 500 req/s, Poisson arrivals; Nexus's default profile
+ * multiplier 1.15. Measured here (seed 1, 60 s runs, 10 s warm-up, scan + 12
+ * bisection steps): early drop 362.9 req/s, lazy drop 289.5 req/s at <= 1 %
+ * bad rate: +25.4 % (the paper: up to +25 % at alpha = 1 ms; lazy ~355 and
+ * early ~445 read off its figure). Both sit below the paper's because the
+ * planner and the drop test use 1.15 x l(b), and the squishy plan sizes the
+ * batch to the rate (b/r + 1.15 l(b) <= 100 ms), not to the optimal 25 the
+ * paper's simulation fixed. */
 static void test_early_vs_lazy(void)
 {
     char *d = nx_tu_tmpdir();
@@ -298,6 +299,7 @@ static void test_squishy_vs_oblivious(void)
              "  - {name: squishy, placement: squishy}\n"
              "  - {name: oblivious, placement: batch_oblivious}\n"
              "run: {duration_s: 40, warmup_s: 10, seed: 2}\n"
+             "scheduler: {profile_multiplier: 1.0}\n"  /* exact latencies, as in the paper */
              "search: {lo: 0.1, hi: 4, iters: 10}\n");
     char *exp = nx_tu_write(d, "e.yml", text);
     nx_experiment x;
@@ -367,6 +369,95 @@ static void test_trace_replay(void)
     x.trace.rate_scale = 3;
     CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
     CU_ASSERT_EQUAL(r.total_requests, 3 * ntrace);
+    nx_run_result_free(&r);
+    nx_experiment_free(&x);
+    nx_modeldb_free(&db);
+    free(exp);
+    nx_tu_rmdir(d);
+}
+
+/* ---- DAG apps: a fan-out change moves the split, the plan follows ---------------
+ *
+ * X -> Y, SLO 200 ms, X's calls fan out to Y by the trace's second column x
+ * 0.1: 1 for the first 60 s (gamma = 0.1), 100 after (gamma = 10). */
+static void test_fanout_change_resplits(void)
+{
+    char *d = nx_tu_tmpdir();
+    char pdir[512];
+    snprintf(pdir, sizeof pdir, "%s/profiles", d);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    write_linear_profile(pdir, "mx", 1.0, 10, 128);
+    write_linear_profile(pdir, "my", 1.0, 10, 128);
+    /* 100 queries/s for 120 s, uniform */
+    size_t cap = 64 + 120 * 100 * 24;
+    char *csv = nx_malloc(cap);
+    size_t off = (size_t)snprintf(csv, cap, "time_s,size\n");
+    for (int i = 0; i < 120 * 100; i++)
+        off += (size_t)snprintf(csv + off, cap - off, "%.4f,%d\n", i / 100.0, i < 6000 ? 1 : 100);
+    free(nx_tu_write(d, "t.csv", csv));
+    free(csv);
+    char *exp = nx_tu_write(
+        d, "e.yml",
+        "name: dag\ncluster: {gpus: 16, profiles: profiles}\n"
+        "apps:\n"
+        "  - name: q\n"
+        "    slo_ms: 200\n"
+        "    workload: {type: trace}\n"
+        "    stages:\n"
+        "      - {name: x, model: mx}\n"
+        "      - {name: y, model: my, after: x, fanout: {type: trace, value: 0.1}}\n"
+        "trace: {file: t.csv, loop: false}\n"
+        "policies: [{name: nexus}, {name: even, split: even}]\n"
+        "run: {duration_s: 120, warmup_s: 5, seed: 5}\n"
+        "scheduler: {epoch_s: 1000, min_epoch_s: 10, history: 10, avg_interval_s: 3}\n");
+    nx_experiment x;
+    nx_modeldb db;
+    CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
+    nx_run_result r;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    nx_run_opts o = {.scale = 1, .seed = 5, .keep_requests = true};
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(r.nsess, 2);
+    CU_ASSERT_FATAL(r.ntimeline >= 2);
+    /* the first epoch plans from the configured mean fan-out (5.05); once
+     * 10 s of measurements show gamma = 0.1, x (the busier stage) gets the
+     * larger budget; after the change at 60 s, y does, and the plan follows */
+    int k1 = -1, k2 = -1;
+    for (int k = 1; k < r.ntimeline; k++) {
+        const nx_timeline_pt *t = &r.timeline[k];
+        if (k1 < 0 && t->t_s < 60 && t->slo_ms[0] > t->slo_ms[1])
+            k1 = k;
+        if (k2 < 0 && t->t_s > 60 && t->slo_ms[1] > t->slo_ms[0])
+            k2 = k;
+    }
+    CU_ASSERT_FATAL(k1 > 0 && k2 > 0);
+    const nx_timeline_pt *t1 = &r.timeline[k1], *t2 = &r.timeline[k2];
+    printf("\n    split at %.0f s: x %.0f / y %.0f ms (%.0f req/s planned); at %.0f s: x %.0f / y %.0f ms (%.0f req/s planned); %llu re-splits",
+           t1->t_s, t1->slo_ms[0], t1->slo_ms[1], t1->planned, t2->t_s, t2->slo_ms[0], t2->slo_ms[1],
+           t2->planned, (unsigned long long)r.splits);
+    CU_ASSERT_DOUBLE_EQUAL(t1->slo_ms[0] + t1->slo_ms[1], 200, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(t2->slo_ms[0] + t2->slo_ms[1], 200, 1e-6);
+    CU_ASSERT(t2->t_s < 60 + 10 + 15); /* min_epoch plus the EWMA's lag */
+    CU_ASSERT(t2->planned > 5 * t1->planned);
+    CU_ASSERT(r.splits >= 2);
+    /* after the re-plan has settled, queries are served */
+    size_t late_n = 0, bad = 0;
+    for (size_t i = 0; i < r.nreqs; i++)
+        if (r.reqs[i].arrival > NX_SEC(t2->t_s + 10)) {
+            late_n++;
+            bad += r.reqs[i].status != NX_REQ_OK;
+        }
+    CU_ASSERT(late_n > 1000);
+    CU_ASSERT(bad < late_n / 100);
+    printf("\n    after %.0f s: %zu of %zu queries bad", t2->t_s + 10, bad, late_n);
+    double dp_good = r.goodput;
+    /* the even split keeps 100 / 100 throughout */
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[1], &o, &r, &eb), 0);
+    for (int k = 0; k < r.ntimeline; k++)
+        CU_ASSERT_DOUBLE_EQUAL(r.timeline[k].slo_ms[0], 100, 1e-9);
+    CU_ASSERT_EQUAL(r.splits, 0);
+    printf("\n    goodput: dp %.1f, even %.1f queries/s", dp_good, r.goodput);
     nx_run_result_free(&r);
     nx_experiment_free(&x);
     nx_modeldb_free(&db);
@@ -578,6 +669,7 @@ int main(void)
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);
     CU_add_test(s, "trace replay: nexus-tracegen -> trace workload", test_trace_replay);
+    CU_add_test(s, "DAG app: a fan-out change re-splits the SLO", test_fanout_change_resplits);
     CU_add_test(s, "rate step triggers an epoch, plan grows", test_rate_step);
     CU_add_test(s, "same seed, same bytes", test_determinism);
     CU_add_test(s, "nexus-sim: bad input exits non-zero with file:line", test_cli_bad_input);
