@@ -684,15 +684,6 @@ static void init_stage(void *obj)
     st->fanout.value = 1;
 }
 
-static int check_stage(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
-                       const char *field)
-{
-    (void)obj;
-    if (seen_key(t, seen, "fanout") && !seen_key(t, seen, "after"))
-        return fail_key(c, n, field, "fanout", true, "a root stage (no 'after') has no fan-out");
-    return 0;
-}
-
 static const row stage_rows[] = {
     R_STR("name", nx_stage, name, REQ),
     R_STR("model", nx_stage, model, REQ),
@@ -700,7 +691,7 @@ static const row stage_rows[] = {
     R_CUSTOM("after", set_after),
     { .key = "fanout", .type = F_MAP, .off = offsetof(nx_stage, fanout), .sub = &fanout_table },
 };
-static const table stage_table = TABLE(stage_rows, .init = init_stage, .check = check_stage,
+static const table stage_table = TABLE(stage_rows, .init = init_stage,
                                        .unique = "stage", .unique_off = offsetof(nx_stage, name));
 
 /* An app is one model (model/precision) or a DAG of stages, not both. Stages

@@ -46,10 +46,12 @@ typedef struct nx_fanout {
 #define NX_STAGE_MAX_PARENTS 4
 #define NX_APP_MAX_STAGES 16
 
-/* One model call of an app's DAG. Its calls go out when its parents' calls
- * have answered: with one parent, `fanout` calls per parent call as each
- * parent reply arrives; with several (a join), once all parents' calls have
- * answered, `fanout` per call of the first parent. */
+/* One model call of an app's DAG. A root stage makes `fanout` calls per
+ * query (default 1: e.g. 6 digit crops of a frame). Other stages' calls go
+ * out when their parents' calls have answered: with one parent, `fanout`
+ * calls per parent call as each parent reply arrives; with several (a join),
+ * once all parents' calls have answered, `fanout` per call of the first
+ * parent. */
 typedef struct nx_stage {
     char name[NX_NAME_MAX];
     char model[NX_NAME_MAX];

@@ -291,7 +291,7 @@ void nx_frontend_submit(nx_frontend *fe, nx_query *q)
     fe->submitted++;
     for (int v = 0; v < app->nstages; v++)
         if (app->stages[v].nparents == 0)
-            issue(fe, q, v, 1);
+            issue(fe, q, v, fanout_sample(fe, &app->stages[v]));
     settle(fe, q);
 }
 

@@ -133,19 +133,23 @@ int main(int argc, char **argv)
     if (rc >= 0)
         rc = nx_report_write(out, &x, reps, n, x.seed, requests, &eb);
     if (rc >= 0 && !quiet) {
-        printf("%-24s %-16s %-12s %-16s %12s %10s %9s %9s %9s\n", "policy", "placement",
+        printf("%-16s %-16s %-12s %-16s %12s %10s %9s %9s %9s%s\n", "policy", "placement",
                "batching", "lb", max_rate ? "max_rate" : "offered", "goodput", "bad_rate",
-               "p99_ms", "gpus_used");
+               "p99_ms", "gpus_used", max_rate ? "  gpus@lo" : "");
         for (int i = 0; i < n; i++) {
             const nx_run_result *r = &reps[i].run;
-            printf("%-24s %-16s %-12s %-16s %11.1f%s %10.1f %8.2f%% %9.2f %9.2f\n",
-                   reps[i].combo->name, reps[i].combo->placement, reps[i].combo->batching,
-                   reps[i].combo->lb, max_rate ? reps[i].max_rate : r->offered_rate,
+            printf("%-16s %-16s %-12s %-16s %11.1f%s %10.1f %8.2f%% %9.2f %9.2f", reps[i].combo->name,
+                   reps[i].combo->placement, reps[i].combo->batching, reps[i].combo->lb,
+                   max_rate ? reps[i].max_rate : r->offered_rate,
                    reps[i].max_rate_capped ? "+" : " ", r->goodput, 100 * r->bad_rate,
                    r->lat_p99_ms, r->gpus_used_avg);
+            if (max_rate && reps[i].nsweep > 0)
+                printf(" %8.2f", reps[i].sweep[0].gpus_used);
+            printf("\n");
         }
         if (max_rate)
-            printf("(max_rate: highest offered req/s with bad rate <= 1 %%; '+': the search's upper bound still passed)\n");
+            printf("(max_rate: highest offered queries/s with bad rate <= 1 %%, '+' if the search's upper\n"
+                   " bound still passed; gpus_used: at that rate; gpus@lo: at the search's lowest scale)\n");
         printf("wrote %s/summary.json\n", out);
     }
     if (rc < 0)

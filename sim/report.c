@@ -114,9 +114,9 @@ static void write_result(FILE *f, const nx_experiment *x, const nx_combo_report 
                 cr->max_rate_capped ? "true" : "false");
         fprintf(f, "      \"search\": [");
         for (int i = 0; i < cr->nsweep; i++)
-            fprintf(f, "%s{\"scale\": %.6f, \"offered_rate\": %.3f, \"goodput\": %.3f, \"bad_rate\": %.6f}",
+            fprintf(f, "%s{\"scale\": %.6f, \"offered_rate\": %.3f, \"goodput\": %.3f, \"bad_rate\": %.6f, \"gpus_used\": %.3f}",
                     i ? ", " : "", cr->sweep[i].scale, cr->sweep[i].offered, cr->sweep[i].goodput,
-                    cr->sweep[i].bad_rate);
+                    cr->sweep[i].bad_rate, cr->sweep[i].gpus_used);
         fprintf(f, "],\n");
     }
     fprintf(f,

@@ -7,7 +7,7 @@
 #include "run.h"
 
 typedef struct nx_sweep_pt {
-    double scale, offered, goodput, bad_rate;
+    double scale, offered, goodput, bad_rate, gpus_used;
 } nx_sweep_pt;
 
 typedef struct nx_combo_report {

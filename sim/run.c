@@ -553,7 +553,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         double app_rate = expected_rate(r, a);
         for (int v = 0; v < app->nstages; v++) {
             const nx_stage *st = &app->stages[v];
-            calls[v] = st->nparents == 0 ? 1 : calls[st->parents[0]] * mean_fanout(x, st);
+            calls[v] = (st->nparents == 0 ? 1 : calls[st->parents[0]]) * mean_fanout(x, st);
             rate[v] = app_rate * calls[v];
         }
         /* before the scheduler's first split: the even split (safe on every path) */

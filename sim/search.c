@@ -39,7 +39,7 @@ static int probe(const nx_experiment *x, const nx_combo *c, const nx_search_opts
         return rc;
     out->sweep = nx_realloc(out->sweep, sizeof(nx_sweep_pt) * (size_t)(out->nsweep + 1));
     out->sweep[out->nsweep++] = (nx_sweep_pt){scale, res->offered_rate, res->goodput,
-                                             res->bad_rate};
+                                             res->bad_rate, res->gpus_used_avg};
     return 0;
 }
 
