@@ -54,11 +54,15 @@ uint32_t nx_backend_queued(const nx_backend *be)
     return n;
 }
 
+/* The slot a session's requests queue in: its own, or its prefix group's. */
 static nx_bsess *find_slot(nx_backend *be, int session)
 {
-    for (int i = 0; i < be->nslots; i++)
-        if (be->slots[i].s->id == session)
-            return &be->slots[i];
+    int g = be->cfg.sessions[session].group;
+    for (int i = 0; i < be->nslots; i++) {
+        nx_bsess *bs = &be->slots[i];
+        if (g >= 0 ? bs->group == g : bs->s->id == session)
+            return bs;
+    }
     return NULL;
 }
 
@@ -88,6 +92,9 @@ static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
     nx_bsess *bs = &be->slots[be->nslots++];
     memset(bs, 0, sizeof *bs);
     bs->s = &be->cfg.sessions[sid];
+    bs->group = bs->s->group;
+    bs->prof = bs->group >= 0 ? bs->s->prefix : bs->s->prof;
+    bs->suffix = bs->group >= 0 ? bs->s->suffix : NULL;
     nx_rq_init(&bs->q);
     bs->multiplier = be->cfg.multiplier;
     bs->reply_ns = be->cfg.reply_ns;
@@ -104,7 +111,7 @@ static int default_batch(const nx_backend *be, const nx_bsess *probe)
 {
     nx_time slo = NX_US(probe->slo_us);
     int b = 1;
-    while (b < probe->s->prof->max_batch && 2 * nx_bsess_lat(probe, b + 1) <= slo)
+    while (b < probe->prof->max_batch && 2 * nx_bsess_lat(probe, b + 1) <= slo)
         b++;
     (void)be;
     return b;
@@ -197,6 +204,28 @@ static void remove_slot(nx_backend *be, int i)
         be->cursor = 0;
 }
 
+/* A prefix group's batch: the prefix runs on all n inputs, then each member
+ * session's suffix on its own inputs (Nexus's SharePrefixModel). */
+static void split_parts(nx_backend *be, nx_batch *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int sid = be->buf[i]->session, k = 0;
+        while (k < b->nparts && b->part_session[k] != sid)
+            k++;
+        if (k == b->nparts) {
+            NX_ASSERT(k < NX_BATCH_MAX_PARTS);
+            b->nparts++;
+            b->part_session[k] = sid;
+            b->part_prof[k] = be->cfg.sessions[sid].suffix;
+            b->part_n[k] = 0;
+        }
+        b->part_n[k]++;
+    }
+    for (int k = 0; k < b->nparts; k++)
+        if (b->part_n[k] > b->part_prof[k]->max_batch)
+            b->part_n[k] = b->part_prof[k]->max_batch; /* cost capped at the measured range */
+}
+
 /* If the GPU is idle, give every session one turn, starting at the cursor,
  * until one produces a batch. */
 static void kick(nx_backend *be)
@@ -217,7 +246,7 @@ static void kick(nx_backend *be)
             }
             continue;
         }
-        int maxb = bs->s->prof->max_batch;
+        int maxb = bs->prof->max_batch;
         if (maxb > be->bufcap) {
             be->bufcap = maxb;
             be->buf = nx_realloc(be->buf, sizeof(nx_req *) * (size_t)maxb);
@@ -232,7 +261,10 @@ static void kick(nx_backend *be)
             b->ev.ctx = be;
             b->gpu = be->cfg.gpu;
             b->session = bs->s->id;
-            b->prof = bs->s->prof;
+            b->prof = bs->prof;
+            b->nparts = 0;
+            if (bs->group >= 0)
+                split_parts(be, b, n);
             b->size = n;
             b->reqs = be->buf;
             b->start = now;

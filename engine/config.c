@@ -577,6 +577,7 @@ static void init_combo(void *obj)
     strcpy(k->batching, "early_drop");
     strcpy(k->lb, "drr");
     strcpy(k->split, "dp");
+    k->prefix = true;
 }
 
 static int check_combo(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
@@ -680,6 +681,7 @@ static int set_after(cfg *c, yaml_node_t *v, void *obj, const char *field)
 static void init_stage(void *obj)
 {
     nx_stage *st = obj;
+    st->group = -1;
     st->fanout.kind = NX_FANOUT_CONST;
     st->fanout.value = 1;
 }
@@ -712,6 +714,7 @@ static int check_app(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t
         a->stages = nx_calloc(1, sizeof(nx_stage));
         a->nstages = 1;
         init_stage(&a->stages[0]);
+        a->stages[0].group = -1;
         snprintf(a->stages[0].name, sizeof a->stages[0].name, "%s", a->name);
         snprintf(a->stages[0].model, sizeof a->stages[0].model, "%s", a->model);
         snprintf(a->stages[0].precision, sizeof a->stages[0].precision, "%s", a->precision);
@@ -782,6 +785,7 @@ static const row combo_rows[] = {
     R_STR("batching", nx_combo, batching, 0),
     R_STR("lb", nx_combo, lb, 0),
     R_STR("split", nx_combo, split, 0),
+    R_BOOL("prefix_batching", nx_combo, prefix),
 };
 static const table combo_table = TABLE(combo_rows, .init = init_combo, .check = check_combo,
                                        .unique = "policy", .unique_off = offsetof(nx_combo, name));
@@ -837,6 +841,40 @@ static const row experiment_rows[] = {
     R_MAP("search", 0, &search_table, 0),
 };
 static const table experiment_table = TABLE(experiment_rows, .check = check_experiment);
+
+/* ---- modeldb.yml --------------------------------------------------------- */
+
+static const row member_rows[] = {
+    R_STR("model", nx_prefix_member, model, REQ),
+    R_STR("full", nx_prefix_member, full, REQ),
+    R_STR("suffix", nx_prefix_member, suffix, REQ),
+};
+static const table member_table = TABLE(member_rows, .unique = "model",
+                                        .unique_off = offsetof(nx_prefix_member, model));
+
+static const row group_rows[] = {
+    R_STR("name", nx_prefix_group, name, REQ),
+    R_STR("prefix", nx_prefix_group, prefix, REQ),
+    R_LIST("models", nx_prefix_group, models, nmodels, nx_prefix_member, &member_table),
+};
+static const table group_table = TABLE(group_rows, .unique = "group",
+                                       .unique_off = offsetof(nx_prefix_group, name));
+
+static const row modeldb_rows[] = {
+    R_LIST("share_prefix", nx_modeldb, groups, ngroups, nx_prefix_group, &group_table),
+};
+static const table modeldb_table = TABLE(modeldb_rows);
+
+int nx_modeldb_parse(nx_modeldb *db, const char *text, size_t len, const char *path,
+                     nx_errbuf *eb)
+{
+    cfg c;
+    int rc = load_yaml(&c, text, len, path, eb);
+    if (!rc)
+        rc = walk_map(&c, yaml_document_get_root_node(&c.doc), &modeldb_table, db, "");
+    unload_yaml(&c);
+    return rc;
+}
 
 void nx_experiment_init(nx_experiment *x)
 {
@@ -1232,6 +1270,29 @@ int nx_experiment_resolve(nx_experiment *x, const nx_modeldb *db, nx_errbuf *eb)
         for (int v = 0; v < a->nstages; v++) {
             nx_stage *st = &a->stages[v];
             const nx_profile *p = nx_modeldb_find(db, st->model, st->precision);
+            int member = -1, g = p ? -1 : nx_modeldb_find_member(db, st->model, &member);
+            st->group = g;
+            if (g >= 0) { /* a shared-prefix variant: its profiles come from the group */
+                const nx_prefix_group *pg = &db->groups[g];
+                const char *need[3] = {pg->models[member].full, pg->prefix,
+                                       pg->models[member].suffix};
+                const nx_profile *got[3];
+                for (int k = 0; k < 3; k++) {
+                    got[k] = nx_modeldb_find(db, need[k], st->precision);
+                    if (!got[k]) {
+                        nx_err_set(eb, NX_ERR_NOTFOUND,
+                                   "%s: app '%s': model '%s' of prefix group '%s' needs profile '%s'%s%s "
+                                   "in %s, which is missing",
+                                   x->path, a->name, st->model, pg->name, need[k],
+                                   st->precision[0] ? " precision " : "", st->precision,
+                                   x->profile_dir);
+                        return NX_ERR_NOTFOUND;
+                    }
+                }
+                p = got[0];
+                st->prefix = got[1];
+                st->suffix = got[2];
+            }
             if (!p) {
                 char have[300];
                 list_models(have, sizeof have, db);

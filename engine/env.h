@@ -122,12 +122,19 @@ struct nx_query {
     uint16_t ncalls[NX_QUERY_MAX_STAGES];  /* calls issued per stage */
 };
 
-/* A batch handed to gpu_run. */
+#define NX_BATCH_MAX_PARTS 32
+
+/* A batch handed to gpu_run. A prefix-batched batch runs `prof` (the shared
+ * prefix) on all `size` inputs, then each part's suffix on its own slice. */
 struct nx_batch {
     nx_event ev;             /* fired by the env when the batch is done */
     int gpu;
     int session;
     const nx_profile *prof;
+    int nparts;              /* 0: a plain batch of one model */
+    const nx_profile *part_prof[NX_BATCH_MAX_PARTS];
+    int part_n[NX_BATCH_MAX_PARTS];
+    int part_session[NX_BATCH_MAX_PARTS];
     int size;
     nx_req **reqs;           /* size entries, owned by the backend */
     nx_time start;

@@ -60,7 +60,9 @@ typedef struct nx_stage {
     int nparents;
     int parents[NX_STAGE_MAX_PARENTS];             /* resolved: stage indices */
     nx_fanout fanout;
-    const nx_profile *profile;
+    const nx_profile *profile;  /* the whole model */
+    int group;                  /* prefix-sharing group in the model DB, -1 if none */
+    const nx_profile *prefix, *suffix; /* its shared prefix and own suffix */
 } nx_stage;
 
 typedef struct nx_app {
@@ -105,6 +107,7 @@ typedef struct nx_combo {
     char batching[NX_NAME_MAX];   /* "early_drop", "lazy_drop", "clipper_aimd", "tf_serving" */
     char lb[NX_NAME_MAX];         /* "drr", "weighted_random", "power_of_two" */
     char split[NX_NAME_MAX];      /* query SLO split: "dp" (Nexus) or "even" */
+    bool prefix;                  /* prefix batching of models that share a prefix (true) */
 } nx_combo;
 
 typedef struct nx_sched_params {

@@ -18,7 +18,11 @@ typedef struct nx_session {
     int id;
     char name[NX_NAME_MAX];   /* app, or app/stage for DAG apps */
     int app, stage;
-    const nx_profile *prof;
+    const nx_profile *prof;   /* the whole model */
+    int group;                /* prefix-sharing group (-1: none): its sessions with the same
+                                 SLO are planned as one and batched together */
+    const nx_profile *prefix; /* group members: the shared prefix's profile ... */
+    const nx_profile *suffix; /* ... and this model's suffix */
     double slo_us;     /* the initial SLO: the app's, or the stage's initial budget */
     double est_rate;   /* the rate to plan for before any measurement (req/s) */
 } nx_session;
@@ -28,7 +32,10 @@ typedef struct nx_session {
 /* A backend's state for one session: its queue, its planned batch, and a few
  * words of policy state. */
 typedef struct nx_bsess {
-    const nx_session *s;
+    const nx_session *s;      /* the session (a group slot: its first member) */
+    const nx_profile *prof;   /* what a batch runs: the model, or a group's prefix */
+    const nx_profile *suffix; /* a group slot: a member's suffix (latency estimates) */
+    int group;                /* -1, or the prefix group this slot batches together */
     nx_rq q;
     int target_batch;    /* from the plan (the scheduler's batch size) */
     double slo_us;       /* the session's current SLO, from the plan */
@@ -46,12 +53,17 @@ typedef struct nx_bsess {
  * profile's max batch. */
 static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
 {
-    const nx_profile *p = bs->s->prof;
+    const nx_profile *p = bs->prof;
     if (b > p->max_batch)
         b = p->max_batch;
     if (b < 1)
         b = 1;
-    return NX_US(bs->multiplier * (p->mean_us[b] + p->std_us[b]) + p->post_us) + bs->reply_ns;
+    double us = p->mean_us[b] + p->std_us[b];
+    if (bs->suffix) { /* prefix on the whole batch, then suffixes (bounded by one at b) */
+        int sb = b < bs->suffix->max_batch ? b : bs->suffix->max_batch;
+        us += bs->suffix->mean_us[sb] + bs->suffix->std_us[sb];
+    }
+    return NX_US(bs->multiplier * us + bs->s->prof->post_us) + bs->reply_ns;
 }
 
 /* Called by a policy for each request it drops. */

@@ -101,10 +101,24 @@ void nx_modeldb_init(nx_modeldb *db)
     memset(db, 0, sizeof *db);
 }
 
+int nx_modeldb_find_member(const nx_modeldb *db, const char *model, int *member)
+{
+    for (int g = 0; g < db->ngroups; g++)
+        for (int m = 0; m < db->groups[g].nmodels; m++)
+            if (strcmp(db->groups[g].models[m].model, model) == 0) {
+                *member = m;
+                return g;
+            }
+    return -1;
+}
+
 void nx_modeldb_free(nx_modeldb *db)
 {
     for (int i = 0; i < db->n; i++)
         nx_profile_free(&db->profiles[i]);
+    for (int g = 0; g < db->ngroups; g++)
+        free(db->groups[g].models);
+    free(db->groups);
     free(db->profiles);
     memset(db, 0, sizeof *db);
 }

@@ -51,11 +51,38 @@ static inline double nx_profile_mean(const nx_profile *p, int b) { return p->mea
 static inline double nx_profile_std(const nx_profile *p, int b) { return p->std_us[b]; }
 static inline double nx_profile_mem(const nx_profile *p, int b) { return p->mem_mb[b]; }
 
-/* The model DB: profiles keyed by model name, for one GPU type. */
+/* Prefix sharing, declared in the profile directory's modeldb.yml: models
+ * that share their first layers (e.g. ResNet-50 variants that differ in the
+ * last layer). `prefix` and each `suffix` name profiles of the shared trunk
+ * and of the model's own last layers; `full` names the profile of the whole
+ * model when it runs alone. */
+typedef struct nx_prefix_member {
+    char model[NX_NAME_MAX];
+    char full[NX_NAME_MAX];
+    char suffix[NX_NAME_MAX];
+} nx_prefix_member;
+
+typedef struct nx_prefix_group {
+    char name[NX_NAME_MAX];
+    char prefix[NX_NAME_MAX];
+    nx_prefix_member *models;
+    int nmodels;
+} nx_prefix_group;
+
+/* The model DB: profiles keyed by model name, for one GPU type, and the
+ * prefix-sharing groups. */
 typedef struct nx_modeldb {
     nx_profile *profiles;
     int n, cap;
+    nx_prefix_group *groups;
+    int ngroups;
 } nx_modeldb;
+
+/* Parse modeldb.yml (share_prefix groups) from a buffer into db. */
+int nx_modeldb_parse(nx_modeldb *db, const char *text, size_t len, const char *path,
+                     nx_errbuf *eb);
+/* The group and member of a shared-prefix model, or -1. */
+int nx_modeldb_find_member(const nx_modeldb *db, const char *model, int *member);
 
 void nx_modeldb_init(nx_modeldb *db);
 void nx_modeldb_free(nx_modeldb *db);

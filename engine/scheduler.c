@@ -16,6 +16,7 @@
 #include "split.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +26,15 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
     sc->env = env;
     sc->cfg = *cfg;
     int ns = cfg->nsess, nf = cfg->nfrontends;
-    nx_plan_init(&sc->plan, cfg->ngpu, ns);
-    nx_plan_init(&sc->next, cfg->ngpu, ns);
-    nx_plan_init(&sc->mapped, cfg->ngpu, ns);
-    sc->specs = nx_calloc((size_t)ns, sizeof(nx_sess_spec));
+    /* plans the policy sees hold sessions 0..ns-1 and prefix units ns.. */
+    nx_plan_init(&sc->plan, cfg->ngpu, 2 * ns);
+    nx_plan_init(&sc->next, cfg->ngpu, 2 * ns);
+    nx_plan_init(&sc->mapped, cfg->ngpu, 2 * ns);
+    nx_plan_init(&sc->eplan, cfg->ngpu, ns);
+    nx_plan_init(&sc->enext, cfg->ngpu, ns);
+    sc->specs = nx_calloc((size_t)ns * 2, sizeof(nx_sess_spec));
+    sc->unit_of = nx_malloc(sizeof(int) * (size_t)ns);
+    sc->units = nx_calloc((size_t)ns, sizeof(nx_prefix_unit));
     sc->ewma = nx_calloc((size_t)ns * (size_t)nf, sizeof(double));
     sc->seen = nx_calloc((size_t)ns * (size_t)nf, 1);
     sc->rate = nx_calloc((size_t)ns, sizeof(double));
@@ -36,6 +42,7 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
     sc->hist = nx_calloc((size_t)ns, sizeof(int));
     sc->tput = nx_calloc((size_t)ns, sizeof(double));
     sc->budget = nx_calloc((size_t)ns, sizeof(double));
+    sc->plan_rate_floor = nx_calloc((size_t)ns, sizeof(double));
     sc->map_tmp = nx_calloc((size_t)cfg->ngpu * 2 + 2, sizeof(int));
     sc->alpha = 1.0 - exp(-cfg->p.beacon_s / cfg->p.avg_interval_s);
     for (int s = 0; s < ns; s++) {
@@ -52,6 +59,14 @@ void nx_scheduler_free(nx_scheduler *sc)
     nx_plan_free(&sc->plan);
     nx_plan_free(&sc->next);
     nx_plan_free(&sc->mapped);
+    nx_plan_free(&sc->eplan);
+    nx_plan_free(&sc->enext);
+    for (int u = 0; u < sc->cfg.nsess; u++) {
+        free(sc->units[u].members);
+        nx_profile_free(&sc->units[u].prof);
+    }
+    free(sc->units);
+    free(sc->unit_of);
     free(sc->specs);
     free(sc->ewma);
     free(sc->seen);
@@ -60,6 +75,7 @@ void nx_scheduler_free(nx_scheduler *sc)
     free(sc->hist);
     free(sc->tput);
     free(sc->budget);
+    free(sc->plan_rate_floor);
     free(sc->map_tmp);
     memset(sc, 0, sizeof *sc);
 }
@@ -94,7 +110,7 @@ static void map_plan(nx_scheduler *sc)
     /* candidate pairs: a new bin and an old GPU that hold a common session,
      * found through a session -> old GPUs index (CSR), so the cost is the
      * number of allocations times the GPUs a session spans, not G^2 */
-    int ns = sc->cfg.nsess;
+    int ns = sc->plan.nsess;
     int *off = nx_calloc((size_t)ns + 1, sizeof(int));
     for (int g = 0; g < ng; g++)
         for (int i = 0; i < sc->plan.gpu[g].n; i++)
@@ -179,7 +195,7 @@ static void map_plan(nx_scheduler *sc)
         sc->mapped.gpu[to].mem_mb = nb->mem_mb;
         sc->mapped.gpu[to].overcommitted = nb->overcommitted;
     }
-    memcpy(sc->mapped.unassigned, sc->next.unassigned, sizeof(double) * (size_t)sc->cfg.nsess);
+    memcpy(sc->mapped.unassigned, sc->next.unassigned, sizeof(double) * (size_t)sc->next.nsess);
     nx_plan_count_used(&sc->mapped);
 }
 
@@ -196,8 +212,8 @@ static bool table_equal(const nx_gpu_plan *a, const nx_gpu_plan *b)
 static void push_tables(nx_scheduler *sc, bool all)
 {
     for (int g = 0; g < sc->cfg.ngpu; g++) {
-        const nx_gpu_plan *np = &sc->mapped.gpu[g];
-        if (!all && table_equal(np, &sc->plan.gpu[g]))
+        const nx_gpu_plan *np = &sc->enext.gpu[g];
+        if (!all && table_equal(np, &sc->eplan.gpu[g]))
             continue;
         nx_table_msg *t = nx_table_msg_new(np->n);
         t->epoch = sc->epoch;
@@ -216,7 +232,7 @@ static void push_tables(nx_scheduler *sc, bool all)
 static void push_routes(nx_scheduler *sc)
 {
     int ns = sc->cfg.nsess;
-    const nx_plan *p = &sc->plan;
+    const nx_plan *p = &sc->eplan;
     int total = 0;
     for (int g = 0; g < p->ngpu; g++)
         total += p->gpu[g].n;
@@ -291,16 +307,140 @@ static bool resplit(nx_scheduler *sc, bool first)
     return any;
 }
 
+/* Sessions that share a model prefix and have the same SLO are planned as one
+ * unit (Nexus gives them one SessionInfo): rate = the sum of theirs, latency
+ * l(b) = prefix(b) + sum over members of suffix(ceil(b r_m / R)), memory the
+ * prefix once plus each suffix. The unit is session nsess + u in the plan
+ * the placement policy sees. */
+static void build_units(nx_scheduler *sc)
+{
+    int ns = sc->cfg.nsess;
+    for (int u = 0; u < sc->nunits; u++)
+        sc->units[u].n = 0;
+    sc->nunits = 0;
+    for (int s = 0; s < ns; s++) {
+        sc->unit_of[s] = -1;
+        const nx_session *se = &sc->cfg.sessions[s];
+        if (se->group < 0)
+            continue;
+        int u = 0;
+        while (u < sc->nunits && !(sc->units[u].group == se->group &&
+                                   fabs(sc->units[u].slo_us - sc->budget[s]) < 1e-6))
+            u++;
+        nx_prefix_unit *pu = &sc->units[u];
+        if (u == sc->nunits) {
+            sc->nunits++;
+            pu->group = se->group;
+            pu->slo_us = sc->budget[s];
+            pu->n = 0;
+        }
+        if (!pu->members)
+            pu->members = nx_malloc(sizeof(int) * (size_t)ns);
+        pu->members[pu->n++] = s;
+        sc->unit_of[s] = u;
+    }
+    for (int u = 0; u < sc->nunits; u++) {
+        nx_prefix_unit *pu = &sc->units[u];
+        pu->rate = 0;
+        for (int i = 0; i < pu->n; i++)
+            pu->rate += sc->specs[pu->members[i]].rate;
+        const nx_session *first = &sc->cfg.sessions[pu->members[0]];
+        const nx_profile *pre = first->prefix;
+        nx_profile *p = &pu->prof;
+        if (p->max_batch != pre->max_batch) {
+            nx_profile_free(p);
+            nx_profile_init(p);
+            p->max_batch = pre->max_batch;
+            p->mean_us = nx_calloc((size_t)pre->max_batch + 1, sizeof(double));
+            p->std_us = nx_calloc((size_t)pre->max_batch + 1, sizeof(double));
+            p->mem_mb = nx_calloc((size_t)pre->max_batch + 1, sizeof(double));
+        }
+        snprintf(p->model, sizeof p->model, "%s", pre->model);
+        p->pre_us = first->prof->pre_us;
+        p->post_us = first->prof->post_us;
+        for (int b = 1; b <= p->max_batch; b++) {
+            double mean = pre->mean_us[b], var = pre->std_us[b] * pre->std_us[b],
+                   mem = pre->mem_mb[b];
+            for (int i = 0; i < pu->n; i++) {
+                const nx_profile *sp = sc->cfg.sessions[pu->members[i]].suffix;
+                double share = sc->specs[pu->members[i]].rate / pu->rate;
+                int k = (int)ceil(b * share - 1e-9);
+                if (k < 1)
+                    k = 1;
+                if (k > sp->max_batch)
+                    k = sp->max_batch;
+                mean += sp->mean_us[k];
+                var += sp->std_us[k] * sp->std_us[k];
+                mem += sp->mem_mb[k];
+            }
+            p->mean_us[b] = mean;
+            p->std_us[b] = sqrt(var);
+            p->mem_mb[b] = mem;
+        }
+        nx_sess_spec *spec = &sc->specs[ns + u];
+        spec->id = ns + u;
+        spec->prof = p;
+        spec->slo_us = pu->slo_us;
+        spec->rate = pu->rate;
+    }
+    for (int u = 0; u < sc->nunits; u++)
+        for (int i = 0; i < sc->units[u].n; i++)
+            sc->specs[sc->units[u].members[i]].rate = 0; /* planned through the unit */
+}
+
+/* The plan in real sessions: a unit's allocation becomes one per member with
+ * the unit's batch (the merged batch the prefix runs on) and the member's
+ * share of the rate and throughput. */
+static void expand(nx_scheduler *sc, const nx_plan *src, nx_plan *dst)
+{
+    int ns = sc->cfg.nsess;
+    nx_plan_clear(dst);
+    for (int g = 0; g < src->ngpu; g++) {
+        const nx_gpu_plan *gp = &src->gpu[g];
+        for (int i = 0; i < gp->n; i++) {
+            const nx_alloc *a = &gp->a[i];
+            if (a->session < ns) {
+                nx_plan_add(dst, g, a->session, a->batch, a->rate, a->throughput);
+                continue;
+            }
+            const nx_prefix_unit *pu = &sc->units[a->session - ns];
+            for (int m = 0; m < pu->n; m++) {
+                int s = pu->members[m];
+                double share = sc->plan_rate_floor[s] / pu->rate_floor;
+                nx_plan_add(dst, g, s, a->batch, a->rate * share, a->throughput * share);
+            }
+        }
+        dst->gpu[g].duty_us = gp->duty_us;
+        dst->gpu[g].exec_us = gp->exec_us;
+        dst->gpu[g].mem_mb = gp->mem_mb;
+        dst->gpu[g].overcommitted = gp->overcommitted;
+    }
+    for (int s = 0; s < ns; s++)
+        dst->unassigned[s] = src->unassigned[s];
+    for (int u = 0; u < sc->nunits; u++)
+        for (int m = 0; m < sc->units[u].n; m++) {
+            int s = sc->units[u].members[m];
+            dst->unassigned[s] = src->unassigned[ns + u] * sc->plan_rate_floor[s] /
+                                 sc->units[u].rate_floor;
+        }
+    nx_plan_count_used(dst);
+}
+
 static int run_epoch(nx_scheduler *sc, const char *why, bool first)
 {
     bool resplit_changed = resplit(sc, first);
     /* as Nexus, plan for at least 0.1 req/s: an idle session keeps a slot,
      * and its trigger test (against 0.1) is not always true */
-    for (int s = 0; s < sc->cfg.nsess; s++)
+    for (int s = 0; s < sc->cfg.nsess; s++) {
         sc->specs[s].rate = sc->plan_rate[s] > 0.1 ? sc->plan_rate[s] : 0.1;
+        sc->plan_rate_floor[s] = sc->specs[s].rate;
+    }
+    build_units(sc);
+    for (int u = 0; u < sc->nunits; u++)
+        sc->units[u].rate_floor = sc->units[u].rate;
     nx_place_ctx ctx = {
         .sess = sc->specs,
-        .nsess = sc->cfg.nsess,
+        .nsess = sc->cfg.nsess + sc->nunits,
         .ngpus = sc->cfg.ngpu,
         .gpu_mem_mb = sc->cfg.gpu_mem_mb,
         .multiplier = sc->cfg.p.profile_multiplier,
@@ -312,18 +452,20 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
         return rc;
     sc->epoch++;
     map_plan(sc);
+    expand(sc, &sc->mapped, &sc->enext);
     push_tables(sc, first || resplit_changed);
     nx_plan_copy(&sc->plan, &sc->mapped);
+    nx_plan_copy(&sc->eplan, &sc->enext);
     for (int s = 0; s < sc->cfg.nsess; s++)
         sc->tput[s] = 0;
-    for (int g = 0; g < sc->plan.ngpu; g++)
-        for (int i = 0; i < sc->plan.gpu[g].n; i++)
-            sc->tput[sc->plan.gpu[g].a[i].session] += sc->plan.gpu[g].a[i].throughput;
+    for (int g = 0; g < sc->eplan.ngpu; g++)
+        for (int i = 0; i < sc->eplan.gpu[g].n; i++)
+            sc->tput[sc->eplan.gpu[g].a[i].session] += sc->eplan.gpu[g].a[i].throughput;
     push_routes(sc);
     sc->epochs++;
     sc->last_epoch = nx_now(sc->env);
     if (sc->cfg.on_epoch)
-        sc->cfg.on_epoch(sc->cfg.on_epoch_ctx, &sc->plan, sc->tput, sc->budget, sc->last_epoch,
+        sc->cfg.on_epoch(sc->cfg.on_epoch_ctx, &sc->eplan, sc->tput, sc->budget, sc->last_epoch,
                          why);
     return 0;
 }

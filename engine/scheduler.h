@@ -50,12 +50,28 @@ typedef struct nx_scheduler_cfg {
     void *on_epoch_ctx;
 } nx_scheduler_cfg;
 
+/* Sessions that share a model prefix and an SLO, planned as one. */
+typedef struct nx_prefix_unit {
+    int group;
+    double slo_us;
+    int *members;              /* session ids */
+    int n;
+    double rate, rate_floor;
+    nx_profile prof;           /* the unit's latency and memory, rebuilt every epoch */
+} nx_prefix_unit;
+
 typedef struct nx_scheduler {
     nx_env *env;
     nx_scheduler_cfg cfg;
-    nx_plan plan;              /* current, on physical GPUs */
+    nx_plan plan;              /* current, on physical GPUs (prefix units as sessions) */
     nx_plan next;              /* scratch: the policy's output */
     nx_plan mapped;            /* scratch: next after mapping onto GPUs */
+    nx_plan eplan;             /* current, in real sessions (units expanded) */
+    nx_plan enext;             /* scratch: mapped, expanded */
+    nx_prefix_unit *units;     /* up to nsess */
+    int nunits;
+    int *unit_of;              /* per session: its unit, or -1 */
+    double *plan_rate_floor;   /* per session: the rate planned for, at least 0.1 */
     nx_sess_spec *specs;
     double *ewma;              /* nsess x nfrontends */
     uint8_t *seen;             /* nsess x nfrontends: EWMA initialised */

@@ -95,7 +95,10 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Read, parse and add one profile file. */
+/* The model DB file of a profile directory (prefix sharing), not a profile. */
+#define MODELDB_NAME "modeldb.yml"
+
+/* Read, parse and add one profile file (or the directory's modeldb.yml). */
 static int load_profile(nx_modeldb *db, const char *path, nx_errbuf *eb)
 {
     char *text;
@@ -103,6 +106,17 @@ static int load_profile(nx_modeldb *db, const char *path, nx_errbuf *eb)
     int rc = nx_load_file(path, &text, &len, eb);
     if (rc)
         return rc;
+    const char *base = strrchr(path, '/');
+    if (strcmp(base ? base + 1 : path, MODELDB_NAME) == 0) {
+        if (db->ngroups > 0) {
+            nx_err_set(eb, NX_ERR_CONFIG, "%s: a second model DB in the same directory", path);
+            rc = NX_ERR_CONFIG;
+        } else {
+            rc = nx_modeldb_parse(db, text, len, path, eb);
+        }
+        free(text);
+        return rc;
+    }
     nx_profile p;
     nx_profile_init(&p);
     rc = nx_profile_parse(&p, text, len, path, eb);

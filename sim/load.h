@@ -15,7 +15,8 @@
 int nx_load_file(const char *path, char **buf, size_t *len, nx_errbuf *eb);
 
 /* Parse every *.yml / *.yaml file of dir (in name order, so the DB's order is
- * deterministic; hidden files are skipped) and add each profile to db. A missing
+ * deterministic; hidden files are skipped) and add each profile to db; a file
+ * named modeldb.yml is the model DB (share_prefix groups) instead. A missing
  * directory or one without profiles is an error naming it. */
 int nx_load_profile_dir(nx_modeldb *db, const char *dir, nx_errbuf *eb);
 

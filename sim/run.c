@@ -572,6 +572,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             else
                 snprintf(s->name, sizeof s->name, "%.30s/%.30s", app->name, app->stages[v].name);
             s->prof = app->stages[v].profile;
+            s->group = combo->prefix ? app->stages[v].group : -1;
+            s->prefix = app->stages[v].prefix;
+            s->suffix = app->stages[v].suffix;
             s->slo_us = app->nstages == 1 ? app->slo_ms * 1000.0 : ev.budget_us[v];
             s->est_rate = rate[v];
         }
@@ -666,7 +669,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         res->nsess = r->ns;
         res->triggers = r->sched.triggers;
         nx_plan_init(&res->final_plan, r->ng, r->ns);
-        nx_plan_copy(&res->final_plan, &r->sched.plan);
+        nx_plan_copy(&res->final_plan, &r->sched.eplan);
         reduce(r, res);
         res->events = r->sim.events;
         res->total_requests = r->nreqs;

@@ -120,6 +120,8 @@ static void env_gpu_run(nx_env *e, nx_batch *b)
 {
     nx_sim *s = (nx_sim *)e;
     b->latency = nx_sim_batch_latency(s, b->prof, b->size);
+    for (int i = 0; i < b->nparts; i++) /* suffixes after the shared prefix */
+        b->latency += nx_sim_batch_latency(s, b->part_prof[i], b->part_n[i]);
     b->ev.time = s->now + b->latency;
     b->ev.seq = s->seq++;
     heap_push(s, &b->ev);

@@ -117,7 +117,8 @@ static void test_h100_profiles(void)
 {
     nx_modeldb db;
     load_profiles(&db, "h100");
-    CHECK_INT(db.n, 20);
+    CHECK_INT(db.n, 24); /* 10 models x 2 precisions + the ResNet-50 trunk and head */
+    CHECK_INT(db.ngroups, 1);
     for (int i = 0; i < db.n; i++) {
         CHECK_INT(db.profiles[i].max_batch, 256);
         CHECK_STR(db.profiles[i].gpu, "H100");
