@@ -27,7 +27,7 @@ static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn dro
 
 static void done(nx_bsess *bs, int size, nx_time latency)
 {
-    const nx_profile *p = bs->s->prof;
+    const nx_profile *p = bs->prof;
     nx_time objective = NX_US(bs->slo_us - p->pre_us - p->post_us);
     if (latency > objective) {
         int nl = (int)(bs->limit * bs->bp->aimd_backoff);
