@@ -325,6 +325,24 @@ void nx_backend_recv(nx_backend *be, nx_msg *m)
     case NX_MSG_TABLE:
         apply_table(be, (nx_table_msg *)m);
         break;
+    case NX_MSG_BATCH: { /* a centrally formed batch: queue it whole, then run */
+        nx_batch_msg *bm = (nx_batch_msg *)m;
+        for (int i = 0; i < bm->n; i++) {
+            nx_req *r = bm->reqs[i];
+            nx_bsess *bs = find_slot(be, r->session);
+            if (!bs) {
+                be->no_session++;
+                bs = add_slot(be, r->session, 1);
+                bs->planned = false;
+                bs->target_batch = default_batch(be, bs);
+            }
+            r->ready = nx_now(be->env);
+            nx_rq_push(&bs->q, r);
+        }
+        free(bm);
+        kick(be);
+        break;
+    }
     default:
         NX_ASSERT(!"backend: unexpected message type");
     }

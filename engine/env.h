@@ -38,6 +38,7 @@ typedef enum nx_msg_type {
     NX_MSG_RATES,       /* frontend -> scheduler: per-session request counts */
     NX_MSG_TABLE,       /* scheduler -> backend: model table (sessions, batches, duty) */
     NX_MSG_ROUTES,      /* scheduler -> frontend: routes per session */
+    NX_MSG_BATCH,       /* frontend -> backend: a batch formed centrally (nx_batch_msg) */
 } nx_msg_type;
 
 typedef struct nx_msg {

@@ -40,7 +40,14 @@ typedef struct nx_frontend_cfg {
     double report_s;            /* report period (a multiple of beacon_s) */
     nx_query_done_fn on_done;
     void *on_done_ctx;
+    /* central dispatch (a batching policy with `central`, e.g. Symphony's
+     * deferred batching): calls wait here and go out as whole batches */
+    bool central;
+    double multiplier;          /* profile multiplier for latency estimates */
+    nx_time net_ns;             /* one-way network time to a backend (delay + jitter) */
 } nx_frontend_cfg;
+
+typedef struct nx_ctimer nx_ctimer;
 
 typedef struct nx_frontend {
     nx_env *env;
@@ -63,8 +70,18 @@ typedef struct nx_frontend {
     nx_req **chunks;
     int nchunks;
     uint64_t next_call_id;
+    /* central dispatch */
+    nx_rq *cq;                  /* per session: calls waiting for a batch */
+    uint64_t *cgen;             /* per GPU: the live timer's generation */
+    nx_time *carmed;            /* per GPU: when the live timer fires (NEVER: none) */
+    int *gsess_off, *gsess;     /* per GPU: the sessions routed to it (CSR) */
+    nx_time *busy_until;        /* per GPU: when our batches there should end */
+    uint8_t *piped;             /* per GPU: a second batch is already on its way */
+    nx_ctimer *free_timers;
+    nx_ctimer **tchunks;
+    int ntchunks;
     /* stats */
-    uint64_t submitted, calls, no_route;
+    uint64_t submitted, calls, no_route, central_drops, batches_sent;
 } nx_frontend;
 
 void nx_frontend_init(nx_frontend *fe, nx_env *env, const nx_frontend_cfg *cfg);

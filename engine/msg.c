@@ -3,6 +3,14 @@
 
 #include <string.h>
 
+nx_batch_msg *nx_batch_msg_new(int n)
+{
+    nx_batch_msg *b = nx_calloc(1, sizeof *b + sizeof(nx_req *) * (size_t)n);
+    b->m.type = NX_MSG_BATCH;
+    b->n = n;
+    return b;
+}
+
 nx_table_msg *nx_table_msg_new(int n)
 {
     nx_table_msg *t = nx_calloc(1, sizeof *t + sizeof(nx_table_entry) * (size_t)n);

@@ -47,6 +47,15 @@ typedef struct nx_rates_msg {
     uint32_t counts[];
 } nx_rates_msg;
 
+/* frontend -> backend: a batch a central dispatcher formed; the backend runs
+ * it as one batch. The message is freed by the receiver, the calls are not. */
+typedef struct nx_batch_msg {
+    nx_msg m;
+    int n;
+    nx_req *reqs[];
+} nx_batch_msg;
+
+nx_batch_msg *nx_batch_msg_new(int n);
 nx_table_msg *nx_table_msg_new(int n);
 nx_routes_msg *nx_routes_msg_new(int nsess, int nroutes);
 nx_rates_msg *nx_rates_msg_new(int nsess, int nsamples);

@@ -72,6 +72,10 @@ typedef void (*nx_drop_fn)(void *ctx, nx_req *r);
 typedef struct nx_batching_ops {
     const char *name;
     const char *summary;
+    /* true: batches are formed centrally at the frontend, deferred within
+     * the window the earliest deadline allows, and dispatched whole to the
+     * session's first free GPU (Symphony); the backend runs them as they come */
+    bool central;
     /* (Re)initialise policy state when the session enters a model table. */
     void (*init)(nx_bsess *bs);
     /* Form the next batch at `now`: move up to `max` requests from bs->q to

@@ -23,7 +23,7 @@ void nx_placement_list(char *buf, size_t n);
 /* ---- batching (interface in ops.h) ------------------------------------------ */
 
 extern const nx_batching_ops nx_batch_early_drop_ops, nx_batch_lazy_drop_ops,
-    nx_batch_clipper_ops, nx_batch_tf_serving_ops;
+    nx_batch_clipper_ops, nx_batch_tf_serving_ops, nx_batch_deferred_ops;
 
 const nx_batching_ops *nx_batching_find(const char *name);
 void nx_batching_list(char *buf, size_t n);

@@ -52,6 +52,7 @@ static const nx_batching_ops *const batching_table[] = {
     &nx_batch_lazy_drop_ops,
     &nx_batch_clipper_ops,
     &nx_batch_tf_serving_ops,
+    &nx_batch_deferred_ops,
 };
 
 const nx_batching_ops *nx_batching_find(const char *name)

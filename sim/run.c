@@ -380,7 +380,8 @@ static void deliver(void *ctx, int dst, nx_msg *m)
 static void free_ctrl_msg(void *ctx, nx_msg *m)
 {
     (void)ctx;
-    if (m->type == NX_MSG_TABLE || m->type == NX_MSG_ROUTES || m->type == NX_MSG_RATES)
+    if (m->type == NX_MSG_TABLE || m->type == NX_MSG_ROUTES || m->type == NX_MSG_RATES ||
+        m->type == NX_MSG_BATCH)
         free(m);
 }
 
@@ -534,7 +535,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         r->ns += x->apps[a].nstages;
     }
     r->ng = x->gpus;
-    r->nf = x->napps < 8 ? x->napps : 8;
+    /* min(apps, 8) frontends; a central batching policy (Symphony) has one
+     * dispatcher that sees every session and every GPU: one frontend */
+    r->nf = bops->central ? 1 : (x->napps < 8 ? x->napps : 8);
     r->end_arrivals = NX_SEC(x->duration_s);
     r->window_start = NX_SEC(x->warmup_s);
     r->window_end = NX_SEC(x->duration_s);
@@ -616,6 +619,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             .report_s = x->sched.report_s,
             .on_done = on_done,
             .on_done_ctx = r,
+            .central = bops->central,
+            .multiplier = x->sched.profile_multiplier,
+            .net_ns = NX_US(x->net_delay_us + x->net_jitter_us),
         };
         nx_frontend_init(&r->fe[f], env, &fc);
     }
