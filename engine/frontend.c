@@ -80,6 +80,7 @@ void nx_frontend_init(nx_frontend *fe, nx_env *env, const nx_frontend_cfg *cfg)
             fe->carmed[g] = NX_TIME_NEVER;
         fe->gsess_off = nx_calloc((size_t)cfg->ngpu + 1, sizeof(int));
         fe->busy_until = nx_calloc((size_t)cfg->ngpu, sizeof(nx_time));
+        fe->gbatch_run = nx_calloc((size_t)ns, sizeof(nx_time));
         fe->piped = nx_calloc((size_t)cfg->ngpu, 1);
     }
 }
@@ -114,6 +115,7 @@ void nx_frontend_free(nx_frontend *fe)
     free(fe->carmed);
     free(fe->gsess_off);
     free(fe->busy_until);
+    free(fe->gbatch_run);
     free(fe->piped);
     free(fe->gsess);
     for (int i = 0; i < fe->ntchunks; i++)
@@ -447,26 +449,30 @@ static void central_drop(nx_frontend *fe, nx_req *r)
     on_reply(fe, r, false); /* the caller goes on dispatching */
 }
 
-/* Session s's batch if it ran on a GPU now: its size, run time and latest
- * start. Drops calls that cannot make it; returns false if none is left. */
-static bool session_batch(nx_frontend *fe, int s, nx_time now, int *size, nx_time *run,
-                          nx_time *latest)
+/* Session s's batch if it started on a GPU at t0: its size, run time and
+ * latest start. As early drop does, calls at the head that a batch of that
+ * size would finish too late for are dropped; returns false if none is left. */
+static bool session_batch(nx_frontend *fe, int s, nx_time now, nx_time t0, int *size,
+                          nx_time *run, nx_time *latest)
 {
     nx_rq *cq = &fe->cq[s];
     const nx_profile *p = fe->cfg.sessions[s].prof;
     nx_time net = fe->cfg.net_ns, post = NX_US(p->post_us);
-    while (nx_rq_len(cq) > 0 &&
-           nx_rq_front(cq)->deadline < now + 2 * net + c_lat(fe, p, 1) + post)
-        central_drop(fe, nx_rq_pop(cq));
-    int n = (int)nx_rq_len(cq);
-    if (n == 0)
-        return false;
     /* the largest batch: a call may wait one batch and run in the next */
     nx_time budget = NX_US(fe->budget_us[s]) - 2 * net - NX_US(p->pre_us) - post;
     int B = 1;
     while (B < p->max_batch && 2 * c_lat(fe, p, B + 1) <= budget)
         B++;
+    int n = (int)nx_rq_len(cq);
+    while (n > 0 && nx_rq_front(cq)->deadline <
+                        t0 + 2 * net + post + c_lat(fe, p, n < B ? n : B)) {
+        central_drop(fe, nx_rq_pop(cq));
+        n--;
+    }
+    if (n == 0)
+        return false;
     *size = n < B ? n : B;
+    fe->gbatch_run[s] = c_lat(fe, p, B);
     *run = c_lat(fe, p, *size);
     *latest = n >= B ? now
                      : nx_rq_front(cq)->deadline - 2 * net - post - c_lat(fe, p, n + 1);
@@ -523,7 +529,7 @@ static void dispatch_gpu(nx_frontend *fe, int g)
         int s = fe->gsess[k];
         if (nx_rq_len(&fe->cq[s]) == 0)
             continue;
-        if (session_batch(fe, s, now, &size[ns], &run[ns], &latest[ns]))
+        if (session_batch(fe, s, now, t0, &size[ns], &run[ns], &latest[ns]))
             ss[ns++] = s;
     }
     if (ns == 0)
@@ -543,6 +549,19 @@ static void dispatch_gpu(nx_frontend *fe, int g)
             T = t;
         before += run[k];
     }
+    /* when other sessions share the GPU, a call of theirs may arrive while
+     * this batch runs: keep room for one batch of the slowest of them */
+    nx_time reserve = 0;
+    for (int k = fe->gsess_off[g]; k < fe->gsess_off[g + 1]; k++) {
+        int s = fe->gsess[k];
+        if (s == ss[0])
+            continue;
+        nx_time l = fe->gbatch_run[s];
+        if (l > reserve)
+            reserve = l;
+    }
+    if (T != NX_TIME_NEVER)
+        T -= reserve;
     if (now < T) {
         arm_timer(fe, g, T);
         return;

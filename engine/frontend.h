@@ -76,6 +76,7 @@ typedef struct nx_frontend {
     nx_time *carmed;            /* per GPU: when the live timer fires (NEVER: none) */
     int *gsess_off, *gsess;     /* per GPU: the sessions routed to it (CSR) */
     nx_time *busy_until;        /* per GPU: when our batches there should end */
+    nx_time *gbatch_run;        /* per session: run time of its largest batch */
     uint8_t *piped;             /* per GPU: a second batch is already on its way */
     nx_ctimer *free_timers;
     nx_ctimer **tchunks;
