@@ -137,13 +137,17 @@ static void enqueue(nx_backend *be, nx_req *r)
 static void pre_done(nx_event *ev)
 {
     nx_req *r = NX_CONTAINER_OF(ev, nx_req, msg.ev);
-    enqueue(ev->ctx, r);
+    nx_backend *be = ev->ctx;
+    if (!be->dead) /* else lost with the process */
+        enqueue(be, r);
 }
 
 static void post_done(nx_event *ev)
 {
     nx_req *r = NX_CONTAINER_OF(ev, nx_req, msg.ev);
-    reply(ev->ctx, r);
+    nx_backend *be = ev->ctx;
+    if (!be->dead)
+        reply(be, r);
 }
 
 static void add_busy(nx_backend *be, nx_time a, nx_time b)
@@ -159,6 +163,8 @@ static void add_busy(nx_backend *be, nx_time a, nx_time b)
 static void batch_done(nx_event *ev)
 {
     nx_backend *be = ev->ctx;
+    if (be->dead || be->batch_life != be->life)
+        return; /* the process that ran it died */
     nx_batch *b = &be->batch;
     nx_time now = nx_now(be->env);
     add_busy(be, b->start, now);
@@ -189,7 +195,58 @@ static void wake_fired(nx_event *ev)
 {
     nx_backend *be = ev->ctx;
     be->wake_armed = false;
-    kick(be);
+    if (!be->dead)
+        kick(be);
+}
+
+static void send_keepalive(nx_backend *be)
+{
+    nx_gpu_msg *m = nx_gpu_msg_new(NX_MSG_KEEPALIVE, be->cfg.gpu);
+    m->m.src = be->node;
+    m->m.dst = NX_NODE_SCHEDULER;
+    nx_send(be->env, NX_NODE_SCHEDULER, &m->m);
+}
+
+static void keepalive_fired(nx_event *ev)
+{
+    nx_backend *be = ev->ctx;
+    be->keepalive_armed = false;
+    if (be->dead)
+        return; /* revive re-arms it */
+    send_keepalive(be);
+    be->keepalive_armed = true;
+    nx_at(be->env, &be->keepalive, ev->time + NX_SEC(be->cfg.keepalive_s));
+}
+
+void nx_backend_start(nx_backend *be)
+{
+    if (!(be->cfg.keepalive_s > 0))
+        return;
+    be->keepalive.fn = keepalive_fired;
+    be->keepalive.ctx = be;
+    be->keepalive_armed = true;
+    nx_at(be->env, &be->keepalive, nx_now(be->env) + NX_SEC(be->cfg.keepalive_s));
+}
+
+void nx_backend_kill(nx_backend *be)
+{
+    be->dead = true;
+    be->life++;
+    for (int i = 0; i < be->nslots; i++)
+        nx_rq_free(&be->slots[i].q);
+    be->nslots = 0;
+    be->busy = false;
+    be->cursor = 0;
+}
+
+void nx_backend_revive(nx_backend *be)
+{
+    be->dead = false;
+    send_keepalive(be); /* registers again; the scheduler re-plans */
+    if (be->cfg.keepalive_s > 0 && !be->keepalive_armed) {
+        be->keepalive_armed = true;
+        nx_at(be->env, &be->keepalive, nx_now(be->env) + NX_SEC(be->cfg.keepalive_s));
+    }
 }
 
 static void remove_slot(nx_backend *be, int i)
@@ -270,6 +327,7 @@ static void kick(nx_backend *be)
             b->start = now;
             b->latency = 0;
             be->busy = true;
+            be->batch_life = be->life;
             be->batches++;
             nx_gpu_run(be->env, b);
             return;
@@ -309,6 +367,11 @@ static void apply_table(nx_backend *be, nx_table_msg *t)
 
 void nx_backend_recv(nx_backend *be, nx_msg *m)
 {
+    if (be->dead) { /* a dead process reads nothing: requests are lost */
+        if (m->type != NX_MSG_QUERY)
+            free(m);
+        return;
+    }
     switch (m->type) {
     case NX_MSG_QUERY: {
         nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);

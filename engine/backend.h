@@ -19,6 +19,7 @@ typedef struct nx_backend_cfg {
     const nx_batch_params *bp;
     double multiplier;
     nx_time reply_ns;                  /* allowance for the reply's network trip */
+    double keepalive_s;                /* keep-alive period to the scheduler (0: none) */
     nx_time window_start, window_end;  /* utilization is measured inside this */
 } nx_backend_cfg;
 
@@ -37,6 +38,11 @@ typedef struct nx_backend {
     bool wake_armed;
     double duty_us;
     uint64_t table_epoch;
+    nx_event keepalive;
+    bool keepalive_armed;
+    bool dead;                 /* killed: ignores everything until revived */
+    uint64_t life;             /* incremented by kill: stale events are ignored */
+    uint64_t batch_life;       /* life of the running batch */
     /* stats */
     nx_time busy_in_window;
     uint64_t batches, served, dropped, no_session;
@@ -48,5 +54,12 @@ void nx_backend_free(nx_backend *be);
 void nx_backend_recv(nx_backend *be, nx_msg *m);
 /* Requests still queued (for accounting at the end of a run). */
 uint32_t nx_backend_queued(const nx_backend *be);
+/* Start the keep-alive timer (the first keep-alive registers the backend). */
+void nx_backend_start(nx_backend *be);
+/* Failure injection: the process dies (its queued and running requests are
+ * lost, as in a crash; their frontends recover them) / restarts empty and
+ * registers again. */
+void nx_backend_kill(nx_backend *be);
+void nx_backend_revive(nx_backend *be);
 
 #endif

@@ -618,6 +618,14 @@ static int check_experiment(cfg *c, yaml_node_t *n, void *obj, const table *t, u
 {
     nx_experiment *x = obj;
     x->has_trace = seen_key(t, seen, "trace");
+    for (int i = 0; i < x->nfailures; i++)
+        if (x->failures[i].gpu >= x->gpus) {
+            char sub[FIELD_MAX];
+            field_fmt(sub, "run.failures[%d].gpu", i);
+            yaml_node_t *list = find_key(c, find_key(c, n, "run", false), "failures", false);
+            return fail(c, NX_ERR_CONFIG, seq_item(c, list, i), sub,
+                        "GPU %d does not exist (the cluster has %d)", x->failures[i].gpu, x->gpus);
+        }
     for (int i = 0; i < x->napps && !x->has_trace; i++) {
         if (x->apps[i].wl.kind != NX_WL_TRACE)
             continue;
@@ -790,12 +798,20 @@ static const row combo_rows[] = {
 static const table combo_table = TABLE(combo_rows, .init = init_combo, .check = check_combo,
                                        .unique = "policy", .unique_off = offsetof(nx_combo, name));
 
+static const row failure_rows[] = {
+    R_INT("gpu", nx_failure, gpu, 0, 100000, REQ),
+    R_DBL("at_s", nx_failure, at_s, 0, NOLIM, REQ),
+    R_DBL("down_s", nx_failure, down_s, 0, NOLIM, 0),
+};
+static const table failure_table = TABLE(failure_rows);
+
 static const row run_rows[] = {
     R_DBL("duration_s", nx_experiment, duration_s, 0, NOLIM, XMIN),
     R_DBL("warmup_s", nx_experiment, warmup_s, 0, NOLIM, 0),
     R_U64("seed", nx_experiment, seed),
     R_DBL("net_delay_us", nx_experiment, net_delay_us, 0, NOLIM, 0),
     R_DBL("net_jitter_us", nx_experiment, net_jitter_us, 0, NOLIM, 0),
+    R_LIST("failures", nx_experiment, failures, nfailures, nx_failure, &failure_table),
 };
 static const table run_table = TABLE(run_rows, .check = check_run);
 
@@ -812,6 +828,7 @@ static const row sched_rows[] = {
     R_BOOL("adaptive", nx_sched_params, adaptive),
     R_DBL("split_gain", nx_sched_params, split_gain, 0, 1, XMAX),
     R_INT("split_steps", nx_sched_params, split_steps, 2, 100000, 0),
+    R_DBL("keepalive_timeout_s", nx_sched_params, keepalive_timeout_s, 0, NOLIM, 0),
 };
 static const table sched_table = TABLE(sched_rows);
 
@@ -893,7 +910,7 @@ void nx_experiment_init(nx_experiment *x)
     x->sched = (nx_sched_params){
         .epoch_s = 30, .min_epoch_s = 10, .beacon_s = 1, .report_s = 2, .avg_interval_s = 10,
         .history = 30, .low = 0.8, .high = 1.1, .profile_multiplier = 1.15, .adaptive = true,
-        .split_gain = 0.1, .split_steps = 100,
+        .split_gain = 0.1, .split_steps = 100, .keepalive_timeout_s = 3,
     };
     x->batch = (nx_batch_params){ .tf_timeout_ms = 1, .aimd_step = 2, .aimd_backoff = 0.9 };
     x->search_lo = 0.05;
@@ -909,6 +926,7 @@ void nx_experiment_free(nx_experiment *x)
     }
     free(x->apps);
     free(x->combos);
+    free(x->failures);
     nx_trace_free(&x->trace.trace);
     nx_experiment_init(x);
 }

@@ -39,6 +39,8 @@ typedef enum nx_msg_type {
     NX_MSG_TABLE,       /* scheduler -> backend: model table (sessions, batches, duty) */
     NX_MSG_ROUTES,      /* scheduler -> frontend: routes per session */
     NX_MSG_BATCH,       /* frontend -> backend: a batch formed centrally (nx_batch_msg) */
+    NX_MSG_KEEPALIVE,   /* backend -> scheduler: alive (nx_gpu_msg); also registers */
+    NX_MSG_GPU_DOWN,    /* scheduler -> frontend: a backend died (nx_gpu_msg) */
 } nx_msg_type;
 
 typedef struct nx_msg {
@@ -101,6 +103,8 @@ typedef struct nx_req {
     nx_time finish;      /* reply back at the frontend */
     nx_query *query;
     struct nx_req *next_free;
+    uint8_t inflight;    /* sent to a backend, no reply yet */
+    uint8_t attempts;    /* backends tried (retries after a backend died) */
 } nx_req;
 
 #define NX_QUERY_MAX_STAGES 16

@@ -121,6 +121,7 @@ typedef struct nx_sched_params {
     double profile_multiplier; /* 1.0: l(b) = mult * (mean + std) */
     bool adaptive;         /* true: epochs run; false: the initial plan stays */
     double split_gain;     /* 0.1: adopt a new SLO split if it needs this much fewer GPUs */
+    double keepalive_timeout_s; /* 3: a backend silent this long is dead (Nexus: 3 beacons) */
     int split_steps;       /* 100: time steps of the SLO-split DP over the app SLO */
 } nx_sched_params;
 
@@ -129,6 +130,14 @@ typedef struct nx_batch_params {
     int aimd_step;         /* Clipper additive increase (default 2) */
     double aimd_backoff;   /* Clipper multiplicative decrease (default 0.9) */
 } nx_batch_params;
+
+/* Failure injection: backend `gpu` dies at `at_s` and restarts `down_s`
+ * later (0: stays down). */
+typedef struct nx_failure {
+    int gpu;
+    double at_s;
+    double down_s;
+} nx_failure;
 
 typedef struct nx_experiment {
     char name[NX_NAME_MAX];
@@ -151,6 +160,8 @@ typedef struct nx_experiment {
     double duration_s;
     double warmup_s;
     uint64_t seed;
+    nx_failure *failures;
+    int nfailures;
     double net_delay_us;    /* one-way network delay, mean */
     double net_jitter_us;   /* uniform jitter added to each message, [0, jitter) */
     nx_sched_params sched;

@@ -284,6 +284,8 @@ static void issue(nx_frontend *fe, nx_query *q, int v, int k)
         r->msg.dst = nx_node_backend(gpu);
         q->out[v]++;
         q->pending++;
+        r->inflight = 1;
+        r->attempts = 1;
         nx_send(fe->env, r->msg.dst, &r->msg);
     }
 }
@@ -351,6 +353,7 @@ static void on_reply(nx_frontend *fe, nx_req *r, bool redispatch)
 {
     nx_query *q = r->query;
     int v = r->stage;
+    r->inflight = 0;
     r->finish = nx_now(fe->env);
     NX_ASSERT(q->out[v] > 0 && q->pending > 0);
     q->out[v]--;
@@ -488,6 +491,8 @@ static void send_batch(nx_frontend *fe, int s, int g, int b)
         r->gpu = g;
         r->msg.src = fe->cfg.node;
         r->msg.dst = nx_node_backend(g);
+        r->inflight = 1;
+        r->attempts++;
         m->reqs[i] = r;
     }
     nx_time now = nx_now(fe->env), start = now + fe->cfg.net_ns;
@@ -634,13 +639,61 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
     free(m);
 }
 
+/* A backend died: every call in flight there is answered — sent again to
+ * another GPU of its session if its deadline still allows, else dropped. The
+ * original Nexus lost them (no frontend timeouts, reference/nexus.md §1.11). */
+static void gpu_down(nx_frontend *fe, int g)
+{
+    nx_time now = nx_now(fe->env);
+    for (int c = 0; c < fe->nchunks; c++)
+        for (int i = 0; i < CALL_CHUNK; i++) {
+            nx_req *r = &fe->chunks[c][i];
+            if (!r->inflight || r->gpu != g)
+                continue;
+            r->inflight = 0;
+            fe->outstanding[g]--;
+            nx_route *rt = &fe->routes[r->session];
+            const nx_profile *p = fe->cfg.sessions[r->session].prof;
+            nx_time need = NX_US(p->mean_us[1] + p->pre_us + p->post_us) + 2 * fe->cfg.net_ns;
+            int alt = -1;
+            for (int k = 0; k < rt->n; k++) /* the least loaded other GPU */
+                if (rt->gpu[k] != g && (alt < 0 || fe->outstanding[rt->gpu[k]] <
+                                                       fe->outstanding[alt]))
+                    alt = rt->gpu[k];
+            if (alt >= 0 && r->deadline - now > need && r->attempts < 4) {
+                fe->retried++;
+                r->attempts++;
+                r->gpu = alt;
+                r->inflight = 1;
+                fe->outstanding[alt]++;
+                r->msg.type = NX_MSG_QUERY;
+                r->msg.src = fe->cfg.node;
+                r->msg.dst = nx_node_backend(alt);
+                nx_send(fe->env, r->msg.dst, &r->msg);
+            } else {
+                fe->failed_over++;
+                r->status = NX_REQ_DROPPED;
+                on_reply(fe, r, true);
+            }
+        }
+}
+
 void nx_frontend_recv(nx_frontend *fe, nx_msg *m)
 {
     switch (m->type) {
+    case NX_MSG_GPU_DOWN: {
+        int g = ((nx_gpu_msg *)m)->gpu;
+        free(m);
+        NX_ASSERT(g >= 0 && g < fe->cfg.ngpu);
+        gpu_down(fe, g);
+        break;
+    }
     case NX_MSG_REPLY: {
         nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);
         int gpu = m->src - nx_node_backend(0);
         NX_ASSERT(gpu >= 0 && gpu < fe->cfg.ngpu);
+        if (!r->inflight || r->gpu != gpu)
+            break; /* a stale reply from a backend given up on: already answered */
         fe->outstanding[gpu]--;
         on_reply(fe, r, true);
         if (fe->cfg.central && fe->outstanding[gpu] == 0) {

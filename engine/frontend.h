@@ -83,6 +83,7 @@ typedef struct nx_frontend {
     int ntchunks;
     /* stats */
     uint64_t submitted, calls, no_route, central_drops, batches_sent;
+    uint64_t retried, failed_over; /* calls caught on a dead backend: sent again / dropped */
 } nx_frontend;
 
 void nx_frontend_init(nx_frontend *fe, nx_env *env, const nx_frontend_cfg *cfg);

@@ -3,6 +3,14 @@
 
 #include <string.h>
 
+nx_gpu_msg *nx_gpu_msg_new(int type, int gpu)
+{
+    nx_gpu_msg *g = nx_calloc(1, sizeof *g);
+    g->m.type = type;
+    g->gpu = gpu;
+    return g;
+}
+
 nx_batch_msg *nx_batch_msg_new(int n)
 {
     nx_batch_msg *b = nx_calloc(1, sizeof *b + sizeof(nx_req *) * (size_t)n);

@@ -55,6 +55,13 @@ typedef struct nx_batch_msg {
     nx_req *reqs[];
 } nx_batch_msg;
 
+/* backend -> scheduler keep-alive, scheduler -> frontend GPU down. */
+typedef struct nx_gpu_msg {
+    nx_msg m;
+    int gpu;
+} nx_gpu_msg;
+
+nx_gpu_msg *nx_gpu_msg_new(int type, int gpu);
 nx_batch_msg *nx_batch_msg_new(int n);
 nx_table_msg *nx_table_msg_new(int n);
 nx_routes_msg *nx_routes_msg_new(int nsess, int nroutes);

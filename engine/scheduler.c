@@ -44,6 +44,10 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
     sc->budget = nx_calloc((size_t)ns, sizeof(double));
     sc->plan_rate_floor = nx_calloc((size_t)ns, sizeof(double));
     sc->map_tmp = nx_calloc((size_t)cfg->ngpu * 2 + 2, sizeof(int));
+    sc->alive = nx_malloc((size_t)cfg->ngpu);
+    memset(sc->alive, 1, (size_t)cfg->ngpu);
+    sc->nalive = cfg->ngpu;
+    sc->last_seen = nx_calloc((size_t)cfg->ngpu, sizeof(nx_time));
     sc->alpha = 1.0 - exp(-cfg->p.beacon_s / cfg->p.avg_interval_s);
     for (int s = 0; s < ns; s++) {
         sc->specs[s].id = s;
@@ -77,6 +81,8 @@ void nx_scheduler_free(nx_scheduler *sc)
     free(sc->budget);
     free(sc->plan_rate_floor);
     free(sc->map_tmp);
+    free(sc->alive);
+    free(sc->last_seen);
     memset(sc, 0, sizeof *sc);
 }
 
@@ -105,7 +111,7 @@ static void map_plan(nx_scheduler *sc)
     int *gpu_taken = sc->map_tmp + ng;  /* ng */
     for (int i = 0; i < ng; i++) {
         bin_to[i] = -1;
-        gpu_taken[i] = 0;
+        gpu_taken[i] = !sc->alive[i]; /* a dead GPU takes nothing */
     }
     /* candidate pairs: a new bin and an old GPU that hold a common session,
      * found through a session -> old GPUs index (CSR), so the cost is the
@@ -441,7 +447,7 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
     nx_place_ctx ctx = {
         .sess = sc->specs,
         .nsess = sc->cfg.nsess + sc->nunits,
-        .ngpus = sc->cfg.ngpu,
+        .ngpus = sc->nalive,
         .gpu_mem_mb = sc->cfg.gpu_mem_mb,
         .multiplier = sc->cfg.p.profile_multiplier,
         .net_allowance_us = sc->cfg.net_allowance_us,
@@ -478,6 +484,24 @@ static void beacon(nx_event *ev)
     nx_time now = nx_now(sc->env);
     int ns = sc->cfg.nsess, nf = sc->cfg.nfrontends;
     bool trigger = false;
+    if (sc->cfg.keepalive_timeout_s > 0) { /* Nexus: 3 missed beacons */
+        bool lost = false;
+        for (int g = 0; g < sc->cfg.ngpu; g++)
+            if (sc->alive[g] && now - sc->last_seen[g] > NX_SEC(sc->cfg.keepalive_timeout_s)) {
+                sc->alive[g] = 0;
+                sc->nalive--;
+                sc->failures++;
+                lost = true;
+                for (int f = 0; f < nf; f++) {
+                    nx_gpu_msg *m = nx_gpu_msg_new(NX_MSG_GPU_DOWN, g);
+                    m->m.src = NX_NODE_SCHEDULER;
+                    m->m.dst = sc->cfg.first_frontend_node + f;
+                    nx_send(sc->env, m->m.dst, &m->m);
+                }
+            }
+        if (lost)
+            run_epoch(sc, "failure", false); /* at once, not at the next epoch */
+    }
     for (int s = 0; s < ns; s++) {
         double r = 0;
         bool any = false;
@@ -523,6 +547,19 @@ void nx_scheduler_stop(nx_scheduler *sc) { sc->stopped = true; }
 
 void nx_scheduler_recv(nx_scheduler *sc, nx_msg *m)
 {
+    if (m->type == NX_MSG_KEEPALIVE) {
+        int g = ((nx_gpu_msg *)m)->gpu;
+        free(m);
+        NX_ASSERT(g >= 0 && g < sc->cfg.ngpu);
+        sc->last_seen[g] = nx_now(sc->env);
+        if (!sc->alive[g]) { /* a restarted backend registers again */
+            sc->alive[g] = 1;
+            sc->nalive++;
+            sc->recoveries++;
+            run_epoch(sc, "recovery", false); /* its new table differs from the empty one */
+        }
+        return;
+    }
     NX_ASSERT(m->type == NX_MSG_RATES);
     nx_rates_msg *r = (nx_rates_msg *)m;
     int nf = sc->cfg.nfrontends, f = r->frontend;

@@ -46,6 +46,7 @@ typedef struct nx_scheduler_cfg {
     int napps;
     const int *app_sess;       /* app a's stage v is session app_sess[a] + v */
     nx_split_mode split;
+    double keepalive_timeout_s;/* a backend silent this long is dead (0: never) */
     nx_epoch_fn on_epoch;
     void *on_epoch_ctx;
 } nx_scheduler_cfg;
@@ -81,6 +82,10 @@ typedef struct nx_scheduler {
     double *tput;              /* per session: planned throughput of the current plan */
     double *budget;            /* per session: current SLO (stage budget), µs */
     uint64_t splits;           /* epochs that adopted a new split */
+    uint8_t *alive;            /* per GPU */
+    nx_time *last_seen;        /* per GPU: last keep-alive */
+    int nalive;
+    uint64_t failures, recoveries;
     double alpha;
     nx_time last_epoch;
     uint64_t epoch;

@@ -133,8 +133,13 @@ static void write_result(FILE *f, const nx_experiment *x, const nx_combo_report 
             r->gpus_used_avg, r->util_mean);
     for (int g = 0; g < r->ngpu; g++)
         fprintf(f, "%s%.4f", g ? ", " : "", r->util[g]);
-    fprintf(f, "],\n      \"epochs\": %llu,\n      \"triggers\": %llu,\n      \"timeline\": [",
+    fprintf(f, "],\n      \"epochs\": %llu,\n      \"triggers\": %llu,\n",
             (unsigned long long)r->epochs, (unsigned long long)r->triggers);
+    fprintf(f, "      \"backend_failures\": %llu,\n      \"backend_recoveries\": %llu,\n"
+               "      \"calls_retried\": %llu,\n      \"calls_dropped_on_failure\": %llu,\n"
+               "      \"timeline\": [",
+            (unsigned long long)r->failures, (unsigned long long)r->recoveries,
+            (unsigned long long)r->retried, (unsigned long long)r->failed_over);
     bool dag = r->nsess > r->napps;
     for (int k = 0; k < r->ntimeline; k++) {
         fprintf(f, "%s{\"t_s\": %.3f, \"gpus_used\": %d, \"planned_rps\": %.3f, \"why\": \"%s\"",

@@ -74,6 +74,7 @@ struct run {
     /* timeline */
     nx_run_result *res;
     int captl;
+    struct fail_ev *fails;
     /* progress */
     const nx_run_opts *o;
     struct timespec t0;
@@ -363,6 +364,42 @@ static void start_generators(run *r)
     }
 }
 
+/* ---- failure injection ------------------------------------------------------------ */
+
+typedef struct fail_ev {
+    nx_event ev;
+    run *r;
+    int gpu;
+    bool revive;
+} fail_ev;
+
+static void fail_fire(nx_event *ev)
+{
+    fail_ev *f = NX_CONTAINER_OF(ev, fail_ev, ev);
+    if (f->revive)
+        nx_backend_revive(&f->r->be[f->gpu]);
+    else
+        nx_backend_kill(&f->r->be[f->gpu]);
+}
+
+static void start_failures(run *r)
+{
+    const nx_experiment *x = r->x;
+    if (x->nfailures == 0)
+        return;
+    r->fails = nx_calloc((size_t)x->nfailures * 2, sizeof(fail_ev));
+    for (int i = 0; i < x->nfailures; i++) {
+        fail_ev *k = &r->fails[2 * i], *v = &r->fails[2 * i + 1];
+        *k = (fail_ev){.ev = {.fn = fail_fire}, .r = r, .gpu = x->failures[i].gpu};
+        nx_at(&r->sim.env, &k->ev, NX_SEC(x->failures[i].at_s));
+        if (x->failures[i].down_s > 0) {
+            *v = (fail_ev){.ev = {.fn = fail_fire}, .r = r, .gpu = x->failures[i].gpu,
+                           .revive = true};
+            nx_at(&r->sim.env, &v->ev, NX_SEC(x->failures[i].at_s + x->failures[i].down_s));
+        }
+    }
+}
+
 /* ---- wiring -------------------------------------------------------------------- */
 
 static void deliver(void *ctx, int dst, nx_msg *m)
@@ -380,8 +417,7 @@ static void deliver(void *ctx, int dst, nx_msg *m)
 static void free_ctrl_msg(void *ctx, nx_msg *m)
 {
     (void)ctx;
-    if (m->type == NX_MSG_TABLE || m->type == NX_MSG_ROUTES || m->type == NX_MSG_RATES ||
-        m->type == NX_MSG_BATCH)
+    if (m->type != NX_MSG_QUERY && m->type != NX_MSG_REPLY)
         free(m);
 }
 
@@ -595,6 +631,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             .bp = &x->batch,
             .multiplier = x->sched.profile_multiplier,
             .reply_ns = NX_US(x->net_delay_us + x->net_jitter_us),
+            .keepalive_s = x->sched.keepalive_timeout_s > 0 ? x->sched.beacon_s : 0,
             .window_start = r->window_start,
             .window_end = r->window_end,
         };
@@ -639,6 +676,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         .napps = x->napps,
         .app_sess = r->app_sess,
         .split = strcmp(combo->split, "even") == 0 ? NX_SPLIT_EVEN : NX_SPLIT_DP,
+        .keepalive_timeout_s = x->sched.keepalive_timeout_s,
         .on_epoch = on_epoch,
         .on_epoch_ctx = r,
     };
@@ -650,6 +688,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
     } else {
         for (int f = 0; f < r->nf; f++)
             nx_frontend_start(&r->fe[f]);
+        for (int g = 0; g < r->ng; g++)
+            nx_backend_start(&r->be[g]);
+        start_failures(r);
         start_generators(r);
 
         /* run: arrivals until `duration`, then drain */
@@ -670,6 +711,12 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             nx_frontend_stop(&r->fe[f]);
 
         res->epochs = r->sched.epochs;
+        res->failures = r->sched.failures;
+        res->recoveries = r->sched.recoveries;
+        for (int f = 0; f < r->nf; f++) {
+            res->retried += r->fe[f].retried;
+            res->failed_over += r->fe[f].failed_over;
+        }
         res->splits = r->sched.splits;
         res->sessions = r->sess;
         res->nsess = r->ns;
@@ -700,6 +747,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
     if (res->sessions != r->sess)
         free(r->sess);
     free(r->gens);
+    free(r->fails);
     free(r->trace_apps);
     free(r->trace_cdf);
     for (size_t c = 0; c < r->nchunks; c++)

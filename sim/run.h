@@ -41,6 +41,8 @@ typedef struct nx_run_result {
     uint64_t total_requests;   /* all requests generated (not just the window) */
     double wall_s;
     uint64_t splits;           /* epochs that adopted a new SLO split */
+    uint64_t failures, recoveries;   /* backends declared dead / registered again */
+    uint64_t retried, failed_over;   /* calls caught on a dead backend: sent again / dropped */
     /* the sessions: one per app, one per stage of a DAG app (owned) */
     nx_session *sessions;
     int nsess;

@@ -513,6 +513,70 @@ static void test_prefix_batching(void)
     nx_tu_rmdir(d);
 }
 
+/* ---- a backend dies mid-run: re-plan, retries, nothing lost -------------------- */
+
+static void test_backend_failure(void)
+{
+    char *d = nx_tu_tmpdir();
+    char pdir[512];
+    snprintf(pdir, sizeof pdir, "%s/profiles", d);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    write_linear_profile(pdir, "m", 1.0, 10, 64);
+    /* 2,000 req/s of a model that serves 800 req/s per GPU at most: 3 GPUs of
+     * 5; GPU 0 dies at 20 s and restarts at 40 s */
+    char *exp = nx_tu_write(
+        d, "e.yml",
+        "name: fail\ncluster: {gpus: 5, profiles: profiles}\n"
+        "apps: [{name: a, model: m, slo_ms: 100, workload: {type: poisson, rate: 2000}}]\n"
+        "policies: [{name: nexus}]\n"
+        "run: {duration_s: 60, warmup_s: 5, seed: 8, failures: [{gpu: 0, at_s: 20, down_s: 20}]}\n");
+    nx_experiment x;
+    nx_modeldb db;
+    CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
+    nx_run_result r;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    nx_run_opts o = {.scale = 1, .seed = 8, .keep_requests = true};
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+    CU_ASSERT_EQUAL(r.failures, 1);
+    CU_ASSERT_EQUAL(r.recoveries, 1);
+    /* every query answered: nothing pending, nothing left unanswered */
+    size_t pending = 0;
+    for (size_t i = 0; i < r.nreqs; i++)
+        pending += r.reqs[i].status == NX_REQ_PENDING || r.reqs[i].status == NX_REQ_UNANSWERED;
+    CU_ASSERT_EQUAL(pending, 0);
+    CU_ASSERT_EQUAL(r.sent, r.ok + r.late + r.dropped);
+    CU_ASSERT(r.retried + r.failed_over > 0);
+    int kf = -1, kr = -1;
+    for (int k = 0; k < r.ntimeline; k++) {
+        if (kf < 0 && strcmp(r.timeline[k].why, "failure") == 0)
+            kf = k;
+        if (kr < 0 && strcmp(r.timeline[k].why, "recovery") == 0)
+            kr = k;
+    }
+    CU_ASSERT_FATAL(kf > 0 && kr > kf);
+    double replan = r.timeline[kf].t_s - 20;
+    /* noticed within the keep-alive timeout (3 s) plus one beacon */
+    CU_ASSERT(replan > 2 && replan <= 3 + 1 + 1e-6);
+    CU_ASSERT(r.timeline[kr].t_s >= 40 && r.timeline[kr].t_s < 41.5);
+    size_t after = 0, bad = 0;
+    for (size_t i = 0; i < r.nreqs; i++)
+        if (r.reqs[i].arrival > NX_SEC(r.timeline[kf].t_s + 1) && r.reqs[i].arrival < NX_SEC(40)) {
+            after++;
+            bad += r.reqs[i].status != NX_REQ_OK;
+        }
+    CU_ASSERT(after > 20000 && bad < after / 100);
+    printf("\n    GPU 0 dies at 20 s: re-plan after %.2f s (%d GPUs), %llu calls retried, %llu dropped; "
+           "back at %.2f s; %zu of %zu queries bad once re-planned",
+           replan, r.timeline[kf].used, (unsigned long long)r.retried,
+           (unsigned long long)r.failed_over, r.timeline[kr].t_s, bad, after);
+    nx_run_result_free(&r);
+    nx_experiment_free(&x);
+    nx_modeldb_free(&db);
+    free(exp);
+    nx_tu_rmdir(d);
+}
+
 /* ---- adaptation: a rate step triggers an epoch and the plan grows ----------------- */
 
 static void test_rate_step(void)
@@ -719,6 +783,7 @@ int main(void)
     CU_add_test(s, "trace replay: nexus-tracegen -> trace workload", test_trace_replay);
     CU_add_test(s, "DAG app: a fan-out change re-splits the SLO", test_fanout_change_resplits);
     CU_add_test(s, "prefix batching beats separate models (Fig. 15)", test_prefix_batching);
+    CU_add_test(s, "a backend dies: re-plan, retries, nothing lost", test_backend_failure);
     CU_add_test(s, "rate step triggers an epoch, plan grows", test_rate_step);
     CU_add_test(s, "same seed, same bytes", test_determinism);
     CU_add_test(s, "nexus-sim: bad input exits non-zero with file:line", test_cli_bad_input);

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""check.py — assertions on a nexus-cluster / nexus-loadgen output directory,
+for the shell tests in tests/real. Usage:
+
+  check.py DIR [--lost 0] [--min-ok N] [--max-bad F] [--kills K] [--rejoined SLOT]
+           [--keepalive-failure] [--workers W]
+
+Every query must be accounted for: requests.csv has one row per query the
+experiment generated, each ok, late, dropped or unanswered; summary.json's
+counts add up; no answer carried a wrong output. Prints what it checked."""
+import argparse, csv, json, sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("dir")
+ap.add_argument("--lost", type=int, default=0, help="unanswered queries allowed")
+ap.add_argument("--min-ok", type=int, default=1)
+ap.add_argument("--max-bad", type=float, default=1.0)
+ap.add_argument("--kills", type=int, default=0, help="backend kills expected in real.json")
+ap.add_argument("--rejoined", type=int, default=-1, help="slot that must have registered twice and served")
+ap.add_argument("--keepalive-failure", action="store_true")
+a = ap.parse_args()
+
+def fail(msg):
+    print("check.py: FAILED:", msg)
+    sys.exit(1)
+
+summ = json.load(open(a.dir + "/summary.json"))
+real = json.load(open(a.dir + "/real.json"))
+for res, run in zip(summ["results"], real["runs"]):
+    pol = res["policy"]
+    sent, ok, late, dropped, un = (res[k] for k in ("sent", "ok", "late", "dropped", "unanswered"))
+    if ok + late + dropped != sent:
+        fail("%s: ok %d + late %d + dropped %d != sent %d" % (pol, ok, late, dropped, sent))
+    total = run["sim"]["sent"]
+    if sent != total:
+        fail("%s: %d queries in the window, the simulator generated %d" % (pol, sent, total))
+    rows = [r for r in csv.DictReader(open(a.dir + "/requests.csv")) if r["policy"] == pol]
+    ids = sorted(int(r["id"]) for r in rows)
+    if ids != list(range(len(ids))):
+        fail("%s: requests.csv ids are not 0..%d" % (pol, len(ids) - 1))
+    bad_status = [r for r in rows if r["status"] not in ("ok", "late", "dropped", "unanswered")]
+    if bad_status:
+        fail("%s: %d rows with status %s" % (pol, len(bad_status), bad_status[0]["status"]))
+    lost = sum(1 for r in rows if r["status"] == "unanswered")
+    if lost > a.lost or run["unanswered"] > a.lost:
+        fail("%s: %d queries never answered (allowed %d)" % (pol, lost, a.lost))
+    if run["wrong_outputs"]:
+        fail("%s: %d answers with a wrong output" % (pol, run["wrong_outputs"]))
+    if ok < a.min_ok:
+        fail("%s: only %d good queries" % (pol, ok))
+    if res["bad_rate"] > a.max_bad:
+        fail("%s: bad rate %.4f > %.4f" % (pol, res["bad_rate"], a.max_bad))
+    kills = run["kills"]
+    if len(kills) != a.kills:
+        fail("%s: %d kills recorded, expected %d" % (pol, len(kills), a.kills))
+    for k in kills:
+        if k["detected_after_ms"] < 0 or k["replanned_after_ms"] < 0:
+            fail("%s: backend %d killed but no detection/re-plan recorded" % (pol, k["slot"]))
+        print("%s: backend %d killed: detected after %.1f ms, re-planned after %.1f ms"
+              % (pol, k["slot"], k["detected_after_ms"], k["replanned_after_ms"]))
+    if a.rejoined >= 0:
+        b = [x for x in run["backends"] if x["slot"] == a.rejoined][0]
+        if b["registrations"] < 2 or b["served"] <= 0:
+            fail("%s: backend %d: %d registrations, %d served after restart"
+                 % (pol, a.rejoined, b["registrations"], b["served"]))
+        print("%s: backend %d re-registered and served %d requests" % (pol, a.rejoined, b["served"]))
+    if a.keepalive_failure:
+        ka = [f for f in run["failures"] if f["how"] == "keep-alive timeout"]
+        if not ka:
+            fail("%s: no keep-alive timeout detected" % pol)
+        for f in ka:
+            print("%s: backend %d hung: found by the keep-alive timeout after %.0f ms of silence, "
+                  "re-planned in %.2f ms" % (pol, f["slot"], f["silent_ms"], f["replan_ms"]))
+    print("%s: %d queries, %d rows: %d ok, %d late, %d dropped, %d unanswered; p99 %.2f ms"
+          % (pol, sent, len(rows), ok, late, dropped, un, res["latency_ms"]["p99"]))
+print("check.py: ok")
