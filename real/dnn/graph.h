@@ -1,5 +1,20 @@
 /* graph.h — the inference engine's model graph and the executor interface.
  *
+ * changed (CPU side, additive only):
+ *  - ops appended: NX_OP_PAD, NX_OP_SUB, NX_OP_DIV, NX_OP_EXPAND, NX_OP_REDUCEL2,
+ *    NX_OP_REDUCEMEAN, NX_OP_SIGMOID (NX_OP_COUNT_BASE is still the count).
+ *  - NX_DNN_MAX_IO 8 -> 64 (densenet121's Concat nodes have up to 49 inputs).
+ *  - node fields appended: pad_value (Pad), axes/naxes/keepdims (ReduceL2/ReduceMean).
+ *  - semantics pinned down below ("Operator semantics"), nx_onnx_load() (from a file),
+ *    nx_graph_infer() (shape inference, also run by prepare), nx_graph_dump().
+ *  - nx_exec_ops.device (appended, optional): the device's name, for nexus-profile.
+ * changed (CUDA side, additive only):
+ *  - nx_exec_ops.bench appended (optional, NULL for the CPU): device-only timing of a batch,
+ *    the inputs already on the GPU (CUDA-graph replays bracketed by events), which is what
+ *    ../shared/data/h100-pytorch-cudagraph.json measures; nexus-profile should use it when
+ *    it is not NULL. The CUDA executor plans its own device buffers (it adds layout twins and
+ *    fusions); it reads max_batch but not buffer/buffer_elems.
+ *
  * An ONNX model (real/dnn/onnx_import.c) becomes an nx_graph: tensors (with
  * static shapes whose first dimension is the batch), initializers (weights,
  * always fp32 here; an executor converts as it needs), and nodes in
@@ -17,10 +32,12 @@
 #ifndef NX_DNN_GRAPH_H
 #define NX_DNN_GRAPH_H
 
+#include <stdio.h>
+
 #include "nx.h"
 
 #define NX_DNN_MAX_DIMS 8
-#define NX_DNN_MAX_IO 8
+#define NX_DNN_MAX_IO 64   /* densenet121 concatenates up to 49 tensors */
 
 typedef enum nx_dtype {
     NX_F32 = 0,
@@ -60,6 +77,13 @@ typedef enum nx_op {
     NX_OP_DROPOUT,
     NX_OP_IDENTITY,
     /* whatever else the zoo needs is appended here (keep nx_op_name in sync) */
+    NX_OP_PAD,          /* constant padding of H and W (pads[], pad_value); inception, densenet */
+    NX_OP_SUB,
+    NX_OP_DIV,
+    NX_OP_EXPAND,       /* broadcast input 0 to the output's shape */
+    NX_OP_REDUCEL2,     /* over axes[0..naxes) (never axis 0), keepdims; SSD's L2Norm */
+    NX_OP_REDUCEMEAN,
+    NX_OP_SIGMOID,
     NX_OP_COUNT_BASE,
 } nx_op;
 
@@ -90,7 +114,38 @@ typedef struct nx_node {
     nx_act act;
     float act_min, act_max;
     bool dead;                   /* removed by prepare (folded or unused) */
+    /* appended (see "changed" at the top): */
+    float pad_value;             /* Pad: the constant */
+    int64_t axes[NX_DNN_MAX_DIMS];  /* ReduceL2/ReduceMean: reduced axes, sorted, >= 1 */
+    int naxes;
+    int64_t keepdims;
 } nx_node;
+
+/* Operator semantics (what every executor implements, after nx_graph_prepare):
+ *  - Tensors are dense, row-major (NCHW for 4-D activations). Every activation's dims[0] is
+ *    the batch: dims are stored for batch 1 and scale with the batch at run time.
+ *  - Conv: inputs X, W [M, C/group, kh, kw], optional B [M]; kernel/strides/pads/dilations/group;
+ *    then `act`. Gemm: A [batch, K] (trans_a = 0 only), B [N, K] (trans_b = 1) or [K, N]
+ *    (trans_b = 0), optional C [N]; y = alpha*A*B' + beta*C, then `act`. MatMul: A [batch.., K]
+ *    by a constant B [K, N]: rows = every leading dim of A, no bias, alpha = 1.
+ *  - BatchNormalization (only where it does not follow a Conv): inputs X, scale, B, mean, var;
+ *    epsilon; then `act`.
+ *  - Add/Mul/Sub/Div: numpy broadcasting of two inputs to the output's shape (either input may
+ *    be a constant); then `act` (Add only). Expand: broadcast input 0 to the output's shape.
+ *  - MaxPool/AveragePool: kernel, strides, pads, ceil_mode; AveragePool's count_include_pad.
+ *    GlobalAveragePool: mean over H and W.
+ *  - Concat: along `axis` (>= 1). Transpose: `perm` (perm[0] = 0). Softmax: along `axis`
+ *    (normalised to >= 1), opset-13 semantics (one axis).
+ *  - Flatten/Reshape: the output tensor's dims are final (shape inputs were folded at import);
+ *    the data is copied (or aliased) unchanged. Squeeze/Unsqueeze import as Reshape.
+ *  - Pad: pads[] = top, left, bottom, right of the last two dims, pad_value; mode constant.
+ *  - ReduceL2/ReduceMean: over axes[], keepdims. Sigmoid/Relu/Clip: elementwise.
+ *  - Dropout/Identity: copy (prepare removes them unless an output needs the copy).
+ *  - `act` (NX_ACT_RELU, or NX_ACT_CLIP to [act_min, act_max]) is set by prepare only on Conv,
+ *    Gemm, MatMul, BatchNormalization and Add; standalone Relu/Clip nodes remain elsewhere.
+ *  - After prepare, a zero Pad in front of a Conv or an AveragePool is gone: its pads were
+ *    added to the node's (AveragePool then has count_include_pad = 1).
+ *  - Graph inputs are never written; graph outputs have their own buffers. */
 
 typedef struct nx_graph {
     char *name;
@@ -118,8 +173,18 @@ size_t nx_tensor_elems(const nx_tensor *t, int batch);
 int nx_onnx_import(nx_graph *g, const uint8_t *buf, size_t len, const char *path,
                    nx_errbuf *eb);
 
+/* Read a file and nx_onnx_import() it (NX_ERR_IO if it cannot be read). */
+int nx_onnx_load(nx_graph *g, const char *path, nx_errbuf *eb);
+
 /* Fold, fuse, remove dead nodes, infer shapes, plan buffers for max_batch. */
 int nx_graph_prepare(nx_graph *g, int max_batch, nx_errbuf *eb);
+
+/* Shape inference of node i's outputs from its inputs (the importer runs it node by node,
+ * prepare runs it over every live node). NX_ERR_CONFIG names the node on a mismatch. */
+int nx_graph_infer(nx_graph *g, int node, nx_errbuf *eb);
+
+/* A readable listing of the live graph (one line per node: op, name, act, output shape). */
+void nx_graph_dump(const nx_graph *g, FILE *f);
 
 /* ---- executors ------------------------------------------------------------------ */
 
@@ -143,6 +208,15 @@ typedef struct nx_exec_ops {
     /* Peak device (or host) memory the executor holds, in bytes. */
     size_t (*memory)(const nx_exec *e);
     void (*free)(nx_exec *e);
+    /* Optional (NULL where absent; appended by the CUDA side): time `reps` forward passes
+     * at `batch` with the inputs already in device memory, after `warmup` untimed ones;
+     * us[r] receives pass r in microseconds. The first call at a batch size also tunes and
+     * captures it (not timed). */
+    int (*bench)(nx_exec *e, int batch, int warmup, int reps, double *us, nx_errbuf *eb);
+    /* Optional (NULL allowed; appended by the CPU side): the device's name as its vendor
+     * gives it ("NVIDIA H100 80GB HBM3", the CPU's model name); nexus-profile writes it into
+     * the profile's provenance and derives the `gpu:` field from it. */
+    const char *(*device)(const nx_exec *e);
 } nx_exec_ops;
 
 extern const nx_exec_ops nx_exec_cpu_ops;

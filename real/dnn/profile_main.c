@@ -1,0 +1,615 @@
+/* profile_main.c — nexus-profile: measure a model on one device and write its profile in the
+ * simulator's format (README "Profile").
+ *
+ *   nexus-profile MODEL.onnx [--gpu N | --cpu] --precision fp32|fp16 --batches 1-256 --out FILE
+ *
+ * Like Nexus's profiler: the model is loaded once for the largest requested batch that fits
+ * (if loading fails for lack of memory, the largest batch that loads is searched for among
+ * the requested ones and the rest are skipped); each batch size then gets warm-up passes and
+ * timed passes (the executor's device-side `bench` where it has one, else wall-clock `run`
+ * calls on host buffers), and its mean and standard deviation. Memory is the executor's
+ * reserved memory, measured loaded for batch 1 and for the largest batch, linear between.
+ * The CPU cost of a request around the model is measured too: pre-processing decodes a
+ * synthetic 640x480 JPEG and resizes and normalises it into the model's input; post-
+ * processing is softmax + top-5 for a classifier, and box decoding + per-class NMS
+ * (prepost.c) for SSD's two outputs. A progress bar goes to stderr when it is a terminal. */
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jpeglib.h>   /* after stdio.h and stddef.h, which it needs */
+
+#include "dnn_int.h"
+#include "prepost.h"
+
+#define MAX_BATCH 4096
+
+typedef struct opts {
+    const char *model, *out, *name, *gpu_name;
+    bool gpu;
+    int device;
+    nx_precision prec;
+    int batches[MAX_BATCH], nbatches;
+    int warmup, reps;
+    double budget_s;    /* per batch size: stop repeating after this much (min 3 passes) */
+    int progress;       /* -1 auto (tty), 0 off, 1 on */
+} opts;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nexus-profile MODEL.onnx [--gpu N | --cpu] [--precision fp32|fp16]\n"
+            "                     [--batches SPEC] --out FILE [options]\n"
+            "  --gpu N          run on GPU N with the CUDA executor (needs make USE_CUDA=1)\n"
+            "  --cpu            run on the CPU executor (default)\n"
+            "  --precision P    fp32 (default) or fp16\n"
+            "  --batches SPEC   batch sizes: ranges and lists, e.g. 1-256 or 1,2,4,8-16 (default 1-16)\n"
+            "  --out FILE       the profile to write (YAML)\n"
+            "  --name NAME      model name in the profile (default: the file name without .onnx)\n"
+            "  --gpu-name NAME  the profile's gpu field (default: from the device's name; CPU: cpu)\n"
+            "  --warmup N       untimed passes per batch size (default 3)\n"
+            "  --reps N         timed passes per batch size (default 20)\n"
+            "  --budget S       stop a batch size's timed passes after S seconds, at least 3 (default 30)\n"
+            "  --progress / --quiet   force the progress bar on / everything on stderr off\n");
+}
+
+static int parse_int(const char *s, long lo, long hi, long *v)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* "1-256", "1,2,4,8-16": sorted, unique, each in 1..MAX_BATCH. */
+static int parse_batches(const char *spec, opts *o)
+{
+    bool want[MAX_BATCH + 1] = {0};
+    char *s = nx_strdup(spec), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(tok, '-');
+        long a, b;
+        if (dash) {
+            *dash = 0;
+            if (parse_int(tok, 1, MAX_BATCH, &a) || parse_int(dash + 1, 1, MAX_BATCH, &b) || b < a) {
+                rc = -1;
+                break;
+            }
+        } else if (parse_int(tok, 1, MAX_BATCH, &a)) {
+            rc = -1;
+            break;
+        } else {
+            b = a;
+        }
+        for (long i = a; i <= b; i++)
+            want[i] = true;
+    }
+    free(s);
+    o->nbatches = 0;
+    for (int i = 1; i <= MAX_BATCH; i++)
+        if (want[i])
+            o->batches[o->nbatches++] = i;
+    return rc || o->nbatches == 0 ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, opts *o)
+{
+    *o = (opts){.prec = NX_PREC_FP32, .warmup = 3, .reps = 20, .budget_s = 30, .progress = -1};
+    const char *batches = "1-16";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long x;
+#define NEED_ARG do { if (!v) { fprintf(stderr, "nexus-profile: %s needs a value\n", a); \
+        return -1; } i++; } while (0)
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--cpu")) {
+            o->gpu = false;
+        } else if (!strcmp(a, "--gpu")) {
+            NEED_ARG;
+            if (parse_int(v, 0, 255, &x)) {
+                fprintf(stderr, "nexus-profile: --gpu: '%s' is not a GPU index (0..255)\n", v);
+                return -1;
+            }
+            o->gpu = true;
+            o->device = (int)x;
+        } else if (!strcmp(a, "--precision")) {
+            NEED_ARG;
+            if (!strcmp(v, "fp32"))
+                o->prec = NX_PREC_FP32;
+            else if (!strcmp(v, "fp16"))
+                o->prec = NX_PREC_FP16;
+            else {
+                fprintf(stderr, "nexus-profile: --precision must be fp32 or fp16, not '%s'\n", v);
+                return -1;
+            }
+        } else if (!strcmp(a, "--batches")) {
+            NEED_ARG;
+            batches = v;
+        } else if (!strcmp(a, "--out")) {
+            NEED_ARG;
+            o->out = v;
+        } else if (!strcmp(a, "--name")) {
+            NEED_ARG;
+            o->name = v;
+        } else if (!strcmp(a, "--gpu-name")) {
+            NEED_ARG;
+            o->gpu_name = v;
+        } else if (!strcmp(a, "--warmup") || !strcmp(a, "--reps")) {
+            NEED_ARG;
+            if (parse_int(v, !strcmp(a, "--reps"), 100000, &x)) {
+                fprintf(stderr, "nexus-profile: %s: '%s' is not a count\n", a, v);
+                return -1;
+            }
+            *(!strcmp(a, "--reps") ? &o->reps : &o->warmup) = (int)x;
+        } else if (!strcmp(a, "--budget")) {
+            NEED_ARG;
+            char *end;
+            o->budget_s = strtod(v, &end);
+            if (end == v || *end || !(o->budget_s > 0)) {
+                fprintf(stderr, "nexus-profile: --budget: '%s' is not a positive number\n", v);
+                return -1;
+            }
+        } else if (!strcmp(a, "--progress")) {
+            o->progress = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o->progress = 0;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "nexus-profile: unknown option '%s'\n", a);
+            usage(stderr);
+            return -1;
+        } else if (!o->model) {
+            o->model = a;
+        } else {
+            fprintf(stderr, "nexus-profile: more than one model given ('%s', '%s')\n", o->model, a);
+            return -1;
+        }
+#undef NEED_ARG
+    }
+    if (!o->model || !o->out) {
+        fprintf(stderr, "nexus-profile: %s is required\n", !o->model ? "MODEL.onnx" : "--out FILE");
+        usage(stderr);
+        return -1;
+    }
+    if (parse_batches(batches, o)) {
+        fprintf(stderr, "nexus-profile: --batches: bad list '%s' (ranges and lists of 1..%d, "
+                "e.g. 1-256 or 1,2,4,8-16)\n", batches, MAX_BATCH);
+        return -1;
+    }
+    if (o->progress < 0)
+        o->progress = isatty(2);
+    return 0;
+}
+
+static void progress(const opts *o, int done, int total, int batch, double ms)
+{
+    if (!o->progress)
+        return;
+    int width = 30, fill = total ? done * width / total : width;
+    fprintf(stderr, "\r[");
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '=' : i == fill ? '>' : ' ', stderr);
+    fprintf(stderr, "] %d/%d batch %d: %.3f ms   ", done, total, batch, ms);
+    if (done == total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ---- pre/post-processing cost ---------------------------------------------------------- */
+
+/* A deterministic 640x480 photo-like image (gradients, shapes, noise) as JPEG (quality 90). */
+static uint8_t *synthetic_jpeg(size_t *len)
+{
+    enum { W = 640, H = 480 };
+    uint8_t *px = nx_malloc((size_t)W * H * 3);
+    uint32_t rng = 12345;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            rng = rng * 1664525u + 1013904223u;
+            int noise = (int)(rng >> 28) - 8;
+            int cx = x - 320, cy = y - 240;
+            bool disc = cx * cx + cy * cy < 120 * 120;
+            uint8_t *p = px + ((size_t)y * W + x) * 3;
+            int v[3] = {x * 255 / W, y * 255 / H, disc ? 220 : (x ^ y) & 0x7f};
+            for (int k = 0; k < 3; k++) {
+                int c = v[k] + noise;
+                p[k] = (uint8_t)(c < 0 ? 0 : c > 255 ? 255 : c);
+            }
+        }
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr jerr;
+    ci.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&ci);
+    unsigned char *buf = NULL;
+    unsigned long n = 0;
+    jpeg_mem_dest(&ci, &buf, &n);
+    ci.image_width = W;
+    ci.image_height = H;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, 90, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = px + (size_t)ci.next_scanline * W * 3;
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    free(px);
+    *len = n;
+    return buf;
+}
+
+/* Repeat f until 0.3 s or 500 calls have passed; mean microseconds per call. */
+#define TIME_LOOP(out_us, body) do { \
+        int calls_ = 0; double t0_ = now_s(), t_ = 0; \
+        do { body; calls_++; t_ = now_s() - t0_; } while (t_ < 0.3 && calls_ < 500); \
+        (out_us) = calls_ ? t_ / calls_ * 1e6 : 0; } while (0)
+
+static int measure_pre(const nx_graph *g, double *us, char *what, size_t n, nx_errbuf *eb)
+{
+    const nx_tensor *x = &g->t[g->inputs[0]];
+    if (g->ninputs != 1 || x->ndim != 4 || (x->dims[1] != 1 && x->dims[1] != 3)) {
+        *us = 0;
+        snprintf(what, n, "none (the input is not an image)");
+        return 0;
+    }
+    int c = (int)x->dims[1], h = (int)x->dims[2], w = (int)x->dims[3];
+    size_t len;
+    uint8_t *jpeg = synthetic_jpeg(&len);
+    size_t sl = nx_pre_scratch_size(jpeg, len);
+    void *scratch = nx_malloc(sl);
+    float *out = nx_malloc((size_t)c * h * w * sizeof *out);
+    int rc = 0;
+    TIME_LOOP(*us, if (!rc) rc = nx_pre_image(jpeg, len, c, h, w, out, scratch, sl, eb));
+    snprintf(what, n, "decode a synthetic 640x480 JPEG (%zu bytes, libjpeg), bilinear resize "
+             "to %dx%d, normalise to %d channels", len, h, w, c);
+    free(out);
+    free(scratch);
+    free(jpeg);
+    return rc;
+}
+
+static void measure_post(const nx_graph *g, double *us, char *what, size_t n)
+{
+    const nx_tensor *o0 = &g->t[g->outputs[0]];
+    uint32_t rng = 777;
+#define RND() ((rng = rng * 1664525u + 1013904223u), (float)(rng >> 8) / 16777216.0f - 0.5f)
+    if (g->noutputs == 1 && o0->ndim == 2) {
+        int k = (int)o0->dims[1], idx[5];
+        float prob[5], *logits = nx_malloc((size_t)k * sizeof *logits);
+        for (int i = 0; i < k; i++)
+            logits[i] = 4 * RND();
+        TIME_LOOP(*us, nx_post_classify(logits, k, k < 5 ? k : 5, idx, prob));
+        snprintf(what, n, "softmax over %d classes + top-%d", k, k < 5 ? k : 5);
+        free(logits);
+        return;
+    }
+    const nx_tensor *o1 = g->noutputs == 2 ? &g->t[g->outputs[1]] : NULL;
+    if (o1 && o0->ndim == 3 && o1->ndim == 3 && o0->dims[2] == 4 && o0->dims[1] == 8732 &&
+        o1->dims[1] == 8732) {
+        int a = 8732, classes = (int)o1->dims[2];
+        float *anchors = nx_malloc(4 * (size_t)a * sizeof(float));
+        float *boxes = nx_malloc(4 * (size_t)a * sizeof(float));
+        float *logits = nx_malloc((size_t)a * classes * sizeof(float));
+        nx_ssd300_anchors(anchors, a);
+        /* a trained detector's output: background dominates, ~30 confident anchors */
+        for (int i = 0; i < 4 * a; i++)
+            boxes[i] = RND();
+        for (int i = 0; i < a; i++)
+            for (int k = 0; k < classes; k++)
+                logits[(size_t)i * classes + k] = k == 0 ? 6.0f : 2 * RND();
+        for (int j = 0; j < 30; j++)
+            logits[(size_t)(j * 277 % a) * classes + 1 + j % (classes - 1)] = 10.0f;
+        void *work = nx_malloc(nx_post_ssd_work_size(a, classes));
+        nx_detection det[200];
+        TIME_LOOP(*us, nx_post_ssd(boxes, logits, anchors, a, classes, det, 200, work));
+        snprintf(what, n, "SSD: softmax over %d classes x %d anchors, box decoding, per-class "
+                 "top-400 above 0.01, NMS at IoU 0.45, best 200 (synthetic output with 30 "
+                 "confident anchors)", classes, a);
+        free(work);
+        free(logits);
+        free(boxes);
+        free(anchors);
+        return;
+    }
+    size_t total = 0;
+    for (int i = 0; i < g->noutputs; i++)
+        total += nx_tensor_elems(&g->t[g->outputs[i]], 1);
+    float *a = nx_calloc(total, sizeof *a), *b = nx_malloc(total * sizeof *b);
+    TIME_LOOP(*us, memcpy(b, a, total * sizeof *b); a[0] += b[total - 1]);
+    snprintf(what, n, "copying the %zu output values", total);
+    free(a);
+    free(b);
+#undef RND
+}
+
+/* ---- measuring ------------------------------------------------------------------------- */
+
+typedef struct point {
+    int batch;
+    double mean_us, std_us, mem_mb;
+} point;
+
+typedef struct session {
+    const opts *o;
+    const nx_exec_ops *ops;
+    nx_graph *g;
+    nx_exec *e;
+    float **in, **out;
+} session;
+
+static void session_close(session *s)
+{
+    if (s->e)
+        s->ops->free(s->e);
+    s->e = NULL;
+    for (int i = 0; s->in && i < s->g->ninputs; i++)
+        free(s->in[i]);
+    for (int i = 0; s->out && i < s->g->noutputs; i++)
+        free(s->out[i]);
+    free(s->in);
+    free(s->out);
+    s->in = s->out = NULL;
+}
+
+/* Prepare and load for max batch b. */
+static int session_open(session *s, int b, nx_errbuf *eb)
+{
+    int rc = nx_graph_prepare(s->g, b, eb);
+    if (rc)
+        return rc;
+    if ((rc = s->ops->init(&s->e, s->g, s->o->prec, s->o->device, eb)))
+        return rc;
+    s->in = nx_calloc((size_t)s->g->ninputs, sizeof *s->in);
+    s->out = nx_calloc((size_t)s->g->noutputs, sizeof *s->out);
+    uint32_t rng = 99;
+    for (int i = 0; i < s->g->ninputs; i++) {
+        size_t n = nx_tensor_elems(&s->g->t[s->g->inputs[i]], b);
+        s->in[i] = nx_malloc(n * sizeof(float));
+        for (size_t k = 0; k < n; k++) {
+            rng = rng * 1664525u + 1013904223u;
+            s->in[i][k] = (float)(rng >> 8) / 8388608.0f - 1.0f;
+        }
+    }
+    for (int i = 0; i < s->g->noutputs; i++)
+        s->out[i] = nx_malloc(nx_tensor_elems(&s->g->t[s->g->outputs[i]], b) * sizeof(float));
+    return 0;
+}
+
+/* Timed passes at batch b into us[] (at most o->reps); returns the count or an error. */
+static int time_batch(session *s, int b, double *us, nx_errbuf *eb)
+{
+    const opts *o = s->o;
+    if (s->ops->bench)
+        return s->ops->bench(s->e, b, o->warmup, o->reps, us, eb) ? eb->rc : o->reps;
+    for (int i = 0; i < o->warmup; i++)
+        if (s->ops->run(s->e, b, (const float *const *)s->in, s->out, eb))
+            return eb->rc;
+    double start = now_s();
+    int n = 0;
+    while (n < o->reps && (n < 3 || now_s() - start < o->budget_s)) {
+        double t0 = now_s();
+        if (s->ops->run(s->e, b, (const float *const *)s->in, s->out, eb))
+            return eb->rc;
+        us[n++] = (now_s() - t0) * 1e6;
+    }
+    return n;
+}
+
+static void short_gpu_name(const char *dev, char *out, size_t n)
+{
+    if (!strncmp(dev, "NVIDIA ", 7))
+        dev += 7;
+    size_t l = strcspn(dev, " ");
+    snprintf(out, n, "%.*s", (int)(l < n ? l : n - 1), dev);
+}
+
+static void yaml_escape(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+    fputc('"', f);
+}
+
+int main(int argc, char **argv)
+{
+    opts o;
+    if (parse_args(argc, argv, &o))
+        return 2;
+    nx_errbuf eb = {0};
+    nx_graph g;
+    if (nx_onnx_load(&g, o.model, &eb)) {
+        fprintf(stderr, "nexus-profile: %s\n", eb.msg);
+        return 1;
+    }
+    char name[64];
+    if (o.name) {
+        snprintf(name, sizeof name, "%s", o.name);
+    } else {
+        const char *base = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
+        size_t l = strlen(base);
+        if (l > 5 && !strcmp(base + l - 5, ".onnx"))
+            l -= 5;
+        snprintf(name, sizeof name, "%.*s", (int)l, base);
+    }
+    session s = {.o = &o, .ops = o.gpu ? &nx_exec_cuda_ops : &nx_exec_cpu_ops, .g = &g};
+    int rc = 0;
+    /* batch 1 first: it must load, and it gives the fixed part of the memory */
+    if ((rc = session_open(&s, 1, &eb))) {
+        fprintf(stderr, "nexus-profile: %s: %s executor: %s\n", o.model, s.ops->name, eb.msg);
+        session_close(&s);
+        nx_graph_free(&g);
+        return rc == NX_ERR_NOTSUP ? 3 : 1;
+    }
+    size_t mem1 = s.ops->memory(s.e);
+    char device[160] = "", gpu[64];
+    snprintf(device, sizeof device, "%s", s.ops->device ? s.ops->device(s.e) : s.ops->name);
+    session_close(&s);
+    /* the largest requested batch that loads: the largest first, else bisect */
+    int last = o.nbatches - 1, fit = -1;
+    nx_err_clear(&eb);
+    rc = session_open(&s, o.batches[last], &eb);
+    if (rc == 0) {
+        fit = last;
+    } else if (rc == NX_ERR_NOMEM) {
+        session_close(&s);
+        for (int lo = 0, hi = last - 1; lo <= hi;) {
+            int mid = (lo + hi) / 2;
+            nx_err_clear(&eb);
+            rc = session_open(&s, o.batches[mid], &eb);
+            session_close(&s);
+            if (rc == 0) {
+                fit = mid;
+                lo = mid + 1;
+            } else if (rc == NX_ERR_NOMEM) {
+                hi = mid - 1;
+            } else {
+                break;
+            }
+        }
+        if (fit >= 0) {
+            nx_err_clear(&eb);
+            rc = session_open(&s, o.batches[fit], &eb);
+        }
+    }
+    if (rc) {
+        if (fit < 0 && rc == NX_ERR_NOMEM)
+            fprintf(stderr, "nexus-profile: %s: not even batch %d fits in memory\n", o.model,
+                    o.batches[0]);
+        else
+            fprintf(stderr, "nexus-profile: %s: %s\n", o.model, eb.msg);
+        session_close(&s);
+        nx_graph_free(&g);
+        return 1;
+    }
+    int bmax = o.batches[fit];
+    size_t memmax = s.ops->memory(s.e);
+    if (fit < o.nbatches - 1 && o.progress)
+        fprintf(stderr, "nexus-profile: batches above %d do not fit; profiling up to %d\n", bmax,
+                bmax);
+    double pre_us = 0, post_us = 0;
+    char pre_what[256], post_what[320];
+    if (measure_pre(&g, &pre_us, pre_what, sizeof pre_what, &eb)) {
+        fprintf(stderr, "nexus-profile: pre-processing: %s\n", eb.msg);
+        session_close(&s);
+        nx_graph_free(&g);
+        return 1;
+    }
+    measure_post(&g, &post_us, post_what, sizeof post_what);
+    point *pts = nx_calloc((size_t)fit + 1, sizeof *pts);
+    double *us = nx_malloc((size_t)(o.reps + 1) * sizeof *us);
+    int npts = 0;
+    for (int i = 0; i <= fit; i++) {
+        int b = o.batches[i];
+        nx_err_clear(&eb);
+        int n = time_batch(&s, b, us, &eb);
+        if (n < 0) {
+            if (n == NX_ERR_NOMEM)
+                break;   /* a run-time workspace did not fit: this is the limit */
+            fprintf(stderr, "%snexus-profile: %s: batch %d: %s\n", o.progress ? "\n" : "",
+                    o.model, b, eb.msg);
+            rc = 1;
+            break;
+        }
+        double sum = 0, sq = 0;
+        for (int k = 0; k < n; k++)
+            sum += us[k];
+        double mean = sum / n;
+        for (int k = 0; k < n; k++)
+            sq += (us[k] - mean) * (us[k] - mean);
+        point *p = &pts[npts++];
+        p->batch = b;
+        p->mean_us = mean;
+        p->std_us = n > 1 ? sqrt(sq / (n - 1)) : 0;
+        double frac = bmax > 1 ? (double)(b - 1) / (bmax - 1) : 0;
+        p->mem_mb = ((double)mem1 + ((double)memmax - (double)mem1) * frac) / 1048576.0;
+        progress(&o, i + 1, fit + 1, b, mean / 1000);
+    }
+    session_close(&s);
+    if (rc || npts == 0) {
+        free(pts);
+        free(us);
+        nx_graph_free(&g);
+        return 1;
+    }
+    if (o.gpu_name)
+        snprintf(gpu, sizeof gpu, "%s", o.gpu_name);
+    else if (o.gpu)
+        short_gpu_name(device, gpu, sizeof gpu);
+    else
+        snprintf(gpu, sizeof gpu, "cpu");
+    /* write FILE.tmp, then rename: a failed run never leaves half a profile */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", tmp, strerror(errno));
+        free(pts);
+        free(us);
+        nx_graph_free(&g);
+        return 1;
+    }
+    time_t t = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
+    const char *prec = o.prec == NX_PREC_FP16 ? "fp16" : "fp32";
+    const nx_tensor *x = &g.t[g.inputs[0]];
+    char prov[2048];
+    snprintf(prov, sizeof prov,
+             "nexus-profile on %s (%s executor), %s, %s; per batch size: %d warm-up passes, then "
+             "up to %d timed passes (%s), mean and sample std; mem_mb: the executor's reserved "
+             "memory (weights, activation buffers, workspace) loaded for batch 1 (%.1f MB) and "
+             "for batch %d (%.1f MB), linear between; largest batch that fits: %s%d; "
+             "preprocess: %s; postprocess: %s",
+             device, s.ops->name, prec, date, o.warmup, o.reps,
+             s.ops->bench ? "device time of the executor's bench: inputs on the device"
+                          : "wall time of run(): host input to host output",
+             mem1 / 1048576.0, bmax, memmax / 1048576.0,
+             fit == o.nbatches - 1 ? "every requested batch, up to " : "", bmax, pre_what,
+             post_what);
+    fprintf(f, "# %s %s on %s\n# written by nexus-profile on %s; do not edit by hand.\n", name,
+            prec, device, date);
+    fprintf(f, "model: %s\ngpu: %s\nprecision: %s\ninput_shape: [", name, gpu, prec);
+    for (int i = 1; i < x->ndim; i++)
+        fprintf(f, "%s%lld", i > 1 ? ", " : "", (long long)x->dims[i]);
+    fprintf(f, "]\npreprocess_us: %.1f\npostprocess_us: %.1f\nprovenance: ", pre_us, post_us);
+    yaml_escape(f, prov);
+    fprintf(f, "\nbatches:\n");
+    for (int i = 0; i < npts; i++)
+        fprintf(f, "  - {batch: %d, mean_us: %.1f, std_us: %.1f, mem_mb: %.1f}\n", pts[i].batch,
+                pts[i].mean_us, pts[i].std_us, pts[i].mem_mb);
+    bool ok = fclose(f) == 0 && rename(tmp, o.out) == 0;
+    if (!ok)
+        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", o.out, strerror(errno));
+    else if (o.progress)
+        fprintf(stderr, "nexus-profile: wrote %s (%d batch sizes, largest %d)\n", o.out, npts,
+                pts[npts - 1].batch);
+    free(pts);
+    free(us);
+    nx_graph_free(&g);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""dnn_cases.py — per-operator test cases for the C inference engine, with PyTorch's answers.
+
+Run with Debian's interpreter (/usr/bin/python3: python3-torch, python3-onnx); the CUnit suite
+tests/dnn/test_dnn_ops.c runs it into a fresh directory. For every case it writes
+
+  OUT/NAME.onnx   a small torch module exported to ONNX (opset 13, dynamic batch), so the
+                  operators appear exactly as the exporter emits them
+  OUT/NAME.ref    PyTorch's own output of that module for seeded inputs at batch 1 and 3
+                  (format: export_models.py, write_ref)
+
+and OUT/cases.txt, one case name per line. It also writes models the engine must reject:
+  OUT/bad_op.onnx     a node 'mystery' of an operator the engine does not know (Hardmax)
+  OUT/bad_attr.onnx   a Conv node 'conv_x' with an attribute it does not know ('frobnicate')
+  OUT/bad_value.onnx  a Pad node 'pad_r' with mode 'reflect' (a value it does not support)
+
+Usage: dnn_cases.py OUT
+"""
+import os
+import struct
+import sys
+
+import onnx
+import onnx.helper as oh
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REF_BATCHES = (1, 3)
+
+
+def write_ref(path, model, shape, seed):
+    gen = torch.Generator().manual_seed(seed)
+    with open(path, "wb") as f:
+        f.write(b"NXREF001")
+        f.write(struct.pack("<I", len(REF_BATCHES)))
+        with torch.no_grad():
+            for b in REF_BATCHES:
+                x = torch.randn((b,) + tuple(shape), generator=gen)
+                y = model(x)
+                ys = [y] if isinstance(y, torch.Tensor) else list(y)
+                f.write(struct.pack("<III", b, 1, len(ys)))
+                for t in [x] + ys:
+                    t = t.contiguous().float()
+                    f.write(struct.pack("<I", t.dim()))
+                    f.write(struct.pack("<%dq" % t.dim(), *t.shape))
+                    f.write(t.numpy().astype("<f4").tobytes())
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn, **mods):
+        super().__init__()
+        self.fn = fn
+        for k, v in mods.items():
+            setattr(self, k, v)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def bn(c):
+    m = nn.BatchNorm2d(c)
+    with torch.no_grad():
+        m.running_mean.uniform_(-0.5, 0.5)
+        m.running_var.uniform_(0.5, 2.0)
+        m.weight.uniform_(0.5, 1.5)
+        m.bias.uniform_(-0.5, 0.5)
+    return m
+
+
+def cases():
+    c = []
+    a = c.append
+    # convolutions: every attribute, and sizes past the GEMM's blocking (K > 256, M > 144,
+    # N > 2048)
+    a(("conv_basic", nn.Conv2d(3, 8, 3), (3, 10, 12)))
+    a(("conv_stride_pad", nn.Conv2d(4, 8, 3, stride=2, padding=1), (4, 11, 9)))
+    a(("conv_stride_asym", nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=(1, 2)), (4, 9, 10)))
+    a(("conv_dilation", nn.Conv2d(4, 6, 3, dilation=2, padding=2), (4, 12, 12)))
+    a(("conv_group", nn.Conv2d(8, 12, 3, groups=4, padding=1), (8, 7, 9)))
+    a(("conv_depthwise", nn.Conv2d(8, 8, 3, groups=8, stride=2, padding=1), (8, 9, 9)))
+    a(("conv_depthwise_mult", nn.Conv2d(4, 8, 3, groups=4, padding=1), (4, 6, 6)))
+    a(("conv_1x1", nn.Conv2d(16, 8, 1), (16, 5, 7)))
+    a(("conv_1x1_stride", nn.Conv2d(16, 8, 1, stride=2), (16, 7, 7)))
+    a(("conv_1x7", nn.Conv2d(3, 5, (1, 7), padding=(0, 3)), (3, 8, 10)))
+    a(("conv_nobias", nn.Conv2d(3, 7, 3, bias=False), (3, 6, 6)))
+    a(("conv_big", nn.Conv2d(64, 150, 3, padding=1), (64, 48, 48)))
+    a(("conv_bn_relu", nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), bn(16), nn.ReLU()),
+       (3, 8, 8)))
+    a(("conv_nobias_bn", nn.Sequential(nn.Conv2d(3, 16, 3, bias=False), bn(16)), (3, 8, 8)))
+    a(("conv_relu6", nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU6()), (3, 7, 7)))
+    a(("bn_relu", nn.Sequential(bn(5), nn.ReLU()), (5, 4, 6)))
+    # pooling
+    a(("maxpool", nn.MaxPool2d(3, 2, 1), (3, 9, 9)))
+    a(("maxpool_ceil", nn.MaxPool2d(3, 2, ceil_mode=True), (3, 10, 10)))
+    a(("maxpool_2x2", nn.MaxPool2d(2), (3, 8, 6)))
+    a(("avgpool", nn.AvgPool2d(2), (3, 8, 6)))
+    a(("avgpool_pad", nn.AvgPool2d(3, 1, 1), (3, 7, 7)))
+    a(("avgpool_pad_exclude", nn.AvgPool2d(3, 2, 1, count_include_pad=False), (3, 7, 7)))
+    a(("avgpool_ceil", nn.AvgPool2d(3, 2, ceil_mode=True), (3, 8, 8)))
+    a(("globalavgpool", nn.AdaptiveAvgPool2d(1), (6, 5, 7)))
+    # element-wise and broadcasting
+    a(("add_residual", Lambda(lambda s, x: s.c(x) + x, c=nn.Conv2d(4, 4, 3, padding=1)), (4, 6, 6)))
+    a(("add_relu", Lambda(lambda s, x: F.relu(s.c(x) + x), c=nn.Conv2d(4, 4, 1)), (4, 5, 5)))
+    a(("mul_channel", Lambda(lambda s, x: x * s.w, w=nn.Parameter(torch.randn(1, 4, 1, 1))),
+       (4, 3, 5)))
+    a(("sub_div", Lambda(lambda s, x: (x - s.m) / s.d, m=nn.Parameter(torch.randn(3, 1, 1)),
+                         d=nn.Parameter(torch.rand(3, 1, 1) + 0.5)), (3, 4, 4)))
+    a(("mul_tensors", Lambda(lambda s, x: s.a(x) * s.b(x), a=nn.Conv2d(3, 4, 1),
+                             b=nn.Conv2d(3, 4, 1)), (3, 5, 5)))
+    a(("relu", nn.ReLU(), (3, 4, 5)))
+    a(("clip", Lambda(lambda s, x: torch.clamp(x, -0.5, 0.7)), (3, 4, 5)))
+    a(("clip_min", Lambda(lambda s, x: torch.clamp(x, min=0.1)), (3, 4, 5)))
+    a(("sigmoid", nn.Sigmoid(), (3, 4, 5)))
+    # structure
+    a(("concat", Lambda(lambda s, x: torch.cat([s.a(x), s.b(x), x], 1), a=nn.Conv2d(3, 4, 1),
+                        b=nn.Conv2d(3, 2, 3, padding=1)), (3, 5, 6)))
+    a(("concat_many", Lambda(lambda s, x: torch.cat([x * (i + 1) for i in range(12)], 1)),
+       (2, 3, 3)))
+    a(("linear", nn.Sequential(nn.Flatten(), nn.Linear(48, 10)), (3, 4, 4)))
+    a(("linear_nobias_relu", nn.Sequential(nn.Flatten(), nn.Linear(300, 70, bias=False),
+                                          nn.ReLU()), (300,)))
+    a(("matmul", Lambda(lambda s, x: torch.matmul(x, s.w), w=nn.Parameter(torch.randn(6, 5))),
+       (4, 6)))
+    a(("flatten", nn.Flatten(), (3, 4, 5)))
+    a(("reshape", Lambda(lambda s, x: x.reshape(x.shape[0], 2, -1)), (4, 3, 5)))
+    a(("transpose", Lambda(lambda s, x: x.permute(0, 2, 3, 1)), (3, 4, 5)))
+    a(("ssd_head", Lambda(lambda s, x: s.c(x).view(x.shape[0], -1, 4, 5, 5).permute(0, 3, 4, 1, 2)
+                          .reshape(x.shape[0], -1, 4), c=nn.Conv2d(3, 12, 3, padding=1)),
+       (3, 5, 5)))
+    a(("softmax", nn.Softmax(dim=1), (10,)))
+    a(("softmax_channels", nn.Softmax(dim=1), (5, 3, 4)))
+    a(("softmax_last", nn.Softmax(dim=-1), (3, 4, 6)))
+    a(("pad", Lambda(lambda s, x: F.pad(x, (1, 2, 0, 1))), (3, 4, 5)))
+    a(("pad_value", Lambda(lambda s, x: F.pad(x, (2, 0, 1, 1), value=0.5)), (3, 4, 5)))
+    a(("l2norm", Lambda(lambda s, x: s.w * F.normalize(x), w=nn.Parameter(torch.rand(1, 6, 1, 1))),
+       (6, 5, 5)))
+    a(("reducemean", Lambda(lambda s, x: x.mean((2, 3), keepdim=True)), (4, 5, 6)))
+    a(("reducemean_flat", Lambda(lambda s, x: x.mean(2)), (4, 5, 6)))
+    return c
+
+
+def bad_models(out):
+    x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
+    y = oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
+    w = oh.make_tensor("w", onnx.TensorProto.FLOAT, [3, 3, 1, 1], [0.5] * 9)
+    relu = oh.make_node("Relu", ["x"], ["r"], name="first")
+
+    def save(name, nodes, inits=()):
+        g = oh.make_graph(nodes, name, [x], [y], list(inits))
+        m = oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)])
+        onnx.save(m, os.path.join(out, name + ".onnx"))
+
+    save("bad_op", [relu, oh.make_node("Hardmax", ["r"], ["y"], name="mystery", axis=1)])
+    save("bad_attr", [relu, oh.make_node("Conv", ["r", "w"], ["y"], name="conv_x", frobnicate=3)],
+         [w])
+    pads = oh.make_tensor("pads", onnx.TensorProto.INT64, [8], [0] * 8)
+    save("bad_value", [relu, oh.make_node("Pad", ["r", "pads"], ["y"], name="pad_r",
+                                          mode="reflect")], [pads])
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: dnn_cases.py OUT")
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)
+    names = []
+    torch.manual_seed(0)   # the modules' parameters
+    for i, (name, model, shape) in enumerate(cases()):
+        model.eval()
+        x = torch.zeros((1,) + tuple(shape))
+        path = os.path.join(out, name + ".onnx")
+        torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          opset_version=13, do_constant_folding=True)
+        write_ref(os.path.join(out, name + ".ref"), model, shape, 1 + i)
+        names.append(name)
+    bad_models(out)
+    with open(os.path.join(out, "cases.txt"), "w") as f:
+        f.write("\n".join(names) + "\n")
+
+
+if __name__ == "__main__":
+    main()
