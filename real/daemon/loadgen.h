@@ -1,0 +1,88 @@
+/* loadgen.h — the load generator of a real cluster, as a library: nexus-loadgen
+ * runs it once; nexus-cluster runs it once per policy combination on the
+ * cluster it started, with hooks that kill and restart backends mid-run.
+ *
+ * It replays, open loop, exactly the client queries that nexus-sim generates
+ * for the same experiment, policy, scale and seed (it takes them from a
+ * simulated run, which also gives the simulator's prediction for the
+ * comparison), as KServe v2 ModelInfer calls against the frontends (app a on
+ * frontend a mod F), and records every query: arrival (its scheduled time),
+ * deadline, finish, status, GPU, batch. The result has the simulator's
+ * nx_run_result shape, so sim/report.c writes the same summary.json and
+ * requests.csv; with the scheduler's address it also holds the plan timeline,
+ * the final plan, per-backend utilisation and the failures the scheduler saw.
+ *
+ * Status of a query: OK or late by the client's own clock against the app's
+ * SLO; an error answer is dropped; no answer by 2 x SLO + 2 s is unanswered
+ * (lost: counted as late, as the simulator counts requests it never answered). */
+#ifndef NX_LOADGEN_H
+#define NX_LOADGEN_H
+
+#include "catalog.h"
+#include "loop.h"
+#include "run.h"
+
+typedef struct nx_lg_hook {
+    double at_s;              /* seconds after the run's t = 0 */
+    void (*fn)(void *ctx, nx_time now);
+    void *ctx;
+} nx_lg_hook;
+
+typedef struct nx_loadgen_opts {
+    const nx_catalog *cat;    /* experiment, policy, scale */
+    uint64_t seed;
+    nx_loop *loop;            /* created by the caller, before any thread */
+    const char *const *frontends;
+    int nfrontends;
+    const char *scheduler;    /* NULL: no re-plan at t = 0, no plan or failures */
+    int payload;              /* FP32 values per request (default 16; 0: no input) */
+    double ready_timeout_s;   /* waiting for the frontends (default 30) */
+    const nx_lg_hook *hooks;
+    int nhooks;
+    bool progress;            /* a progress line on stderr */
+    bool *interrupted;        /* set by the caller's signal handler: stop sending now */
+} nx_loadgen_opts;
+
+typedef struct nx_lg_failure {
+    int kind;                 /* 1 backend, 2 frontend */
+    int slot;
+    char how[24];
+    double t_s;               /* detected, seconds after t = 0 */
+    double silent_ms;         /* last heard -> detected */
+    double replan_ms;         /* detected -> new tables and routes sent (-1: none) */
+    nx_time detected_ns;      /* the scheduler's clock */
+} nx_lg_failure;
+
+typedef struct nx_loadgen_result {
+    nx_run_result run;        /* the real run, in the simulator's shape */
+    nx_run_result sim;        /* the simulator's run of the same queries */
+    uint64_t wrong_outputs;   /* answers whose output does not match the input's checksum */
+    uint64_t rejected;        /* RESOURCE_EXHAUSTED answers (of dropped) */
+    uint64_t unanswered;      /* no answer at all (of late) */
+    double lag_p99_us, lag_max_us;        /* sending behind schedule */
+    double added_p50_ms, added_p99_ms;    /* client latency minus executor time */
+    double exec_p50_ms, exec_p99_ms;      /* executor time of answered queries */
+    double server_p50_ms, server_p99_ms;  /* frontend arrival -> answer, as it reports */
+    nx_lg_failure *failures;
+    int nfailures;
+    int *registrations;       /* per backend slot (max_backends entries) */
+    uint64_t *served;         /* per backend slot, from its last keep-alive */
+    int nslots;
+    double wall_s;
+    /* filled by the caller that killed backends (nexus-cluster), for real.json */
+#define NX_LG_MAX_KILLS 16
+    int kill_slot[NX_LG_MAX_KILLS];
+    nx_time kill_ns[NX_LG_MAX_KILLS];   /* CLOCK_MONOTONIC, the scheduler's host */
+    int nkills;
+} nx_loadgen_result;
+
+int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *eb);
+void nx_loadgen_result_free(nx_loadgen_result *res);
+
+/* Write DIR/real.json: the extras above and the simulator's figures beside
+ * the real ones, for each of n results (label = policy). */
+int nx_loadgen_write_json(const char *dir, const nx_catalog *cat,
+                          const nx_loadgen_result *const *res, const char *const *labels,
+                          int n, nx_errbuf *eb);
+
+#endif

@@ -1,0 +1,2 @@
+/* rpcbench.c — placeholder while it is written. */
+int main(void) { return 0; }

@@ -1,0 +1,28 @@
+/* daemon.c — a daemon's common start and end (see daemon.h). */
+#include "daemon.h"
+
+#include <string.h>
+
+int nx_daemon_open(nx_loop **loop, nx_catalog *cat, nx_rpc **rpc, const char *path,
+                   const char *policy, double scale, nx_errbuf *eb)
+{
+    memset(cat, 0, sizeof *cat);
+    *rpc = NULL;
+    int rc = nx_loop_init(loop, eb);
+    if (rc < 0)
+        return rc;
+    if ((rc = nx_catalog_load(cat, path, policy, scale, eb)) == 0 &&
+        (rc = nx_rpc_init(rpc, *loop, &(nx_rpc_cfg){0}, eb)) == 0)
+        return 0;
+    nx_catalog_free(cat);
+    nx_loop_free(*loop);
+    *loop = NULL;
+    return rc;
+}
+
+void nx_daemon_close(nx_loop *loop, nx_catalog *cat, nx_rpc *rpc)
+{
+    nx_rpc_free(rpc);
+    nx_catalog_free(cat);
+    nx_loop_free(loop);
+}
