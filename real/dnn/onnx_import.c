@@ -871,10 +871,12 @@ static int resolve_shape(imp *im, const nx_tensor *x, const int64_t *tgt, int nt
                     return NODE_ERR(NX_ERR_CONFIG, "more than one -1 in the shape");
                 infer_at = i;
                 v = 1;
-            } else if (v < (expand ? 1 : 0)) {
+            } else if (v < (expand ? 1 : 0) || v > MAX_ELEMS) {
                 return NODE_ERR(NX_ERR_CONFIG, "bad value %lld in the shape", (long long)v);
             }
             d[i] = v;
+            if (v > 0 && known > MAX_ELEMS / v)
+                return NODE_ERR(NX_ERR_CONFIG, "the shape is too large");
             known *= v;
         }
         if (!expand) {
@@ -1349,6 +1351,8 @@ static int import_node(imp *im)
     const char *op = np->op_type ? np->op_type : "";
     if (np->domain && np->domain[0] && strcmp(np->domain, "ai.onnx") != 0)
         return NODE_ERR(NX_ERR_NOTSUP, "unsupported operator domain '%s'", np->domain);
+    if (np->n_output < 1 || !np->output[0][0])
+        return NODE_ERR(NX_ERR_CONFIG, "no output");
     for (size_t i = 0; i < np->n_output; i++)
         if (!np->output[i])
             return NODE_ERR(NX_ERR_CONFIG, "null output name");

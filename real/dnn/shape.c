@@ -118,8 +118,9 @@ static int infer_node(nx_graph *g, int node, nx_errbuf *eb)
         if (x->ndim != 4)
             FAIL(NODE_FMT "only 2-D convolutions (4-D input) are supported, input is %s",
                  NODE_ARGS, nx_dims_str(b1, sizeof b1, x->dims, x->ndim));
-        if (!w || !w->is_const || w->ndim != 4)
-            FAIL(NODE_FMT "weights must be a 4-D constant", NODE_ARGS);
+        if (!w || !w->is_const || w->ndim != 4 || w->dims[0] < 1 || w->dims[1] < 1 ||
+            w->dims[2] < 1 || w->dims[3] < 1)
+            FAIL(NODE_FMT "weights must be a 4-D constant with positive dims", NODE_ARGS);
         if (n->group < 1 || x->dims[1] != w->dims[1] * n->group || w->dims[0] % n->group)
             FAIL(NODE_FMT "weights %s do not match input %s with group %lld", NODE_ARGS,
                  nx_dims_str(b1, sizeof b1, w->dims, w->ndim),
@@ -141,6 +142,8 @@ static int infer_node(nx_graph *g, int node, nx_errbuf *eb)
     case NX_OP_AVGPOOL:
         if (x->ndim != 4)
             FAIL(NODE_FMT "only 2-D pooling (4-D input) is supported", NODE_ARGS);
+        if (n->kernel[0] < 1 || n->kernel[1] < 1)
+            FAIL(NODE_FMT "kernel_shape must be positive", NODE_ARGS);
         return infer_window(g, n, x, eb);
     case NX_OP_GLOBALAVGPOOL:
         if (x->ndim < 3)
