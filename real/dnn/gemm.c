@@ -42,39 +42,22 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+/* one row of A times the two B vectors into that row's two accumulators */
+#define ROW(r, lo, hi) do { __m256 x_ = _mm256_broadcast_ss(a + (r)); \
+        lo = _mm256_fmadd_ps(x_, b0, lo); hi = _mm256_fmadd_ps(x_, b1, hi); } while (0)
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
-        x = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(x, b0, c00);
-        c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(x, b0, c10);
-        c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(x, b0, c20);
-        c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(x, b0, c30);
-        c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(x, b0, c40);
-        c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(x, b0, c50);
-        c51 = _mm256_fmadd_ps(x, b1, c51);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        ROW(0, c00, c01);
+        ROW(1, c10, c11);
+        ROW(2, c20, c21);
+        ROW(3, c30, c31);
+        ROW(4, c40, c41);
+        ROW(5, c50, c51);
     }
-    _mm256_storeu_ps(tile + 0, c00);
-    _mm256_storeu_ps(tile + 8, c01);
-    _mm256_storeu_ps(tile + 16, c10);
-    _mm256_storeu_ps(tile + 24, c11);
-    _mm256_storeu_ps(tile + 32, c20);
-    _mm256_storeu_ps(tile + 40, c21);
-    _mm256_storeu_ps(tile + 48, c30);
-    _mm256_storeu_ps(tile + 56, c31);
-    _mm256_storeu_ps(tile + 64, c40);
-    _mm256_storeu_ps(tile + 72, c41);
-    _mm256_storeu_ps(tile + 80, c50);
-    _mm256_storeu_ps(tile + 88, c51);
+#undef ROW
+    __m256 acc[MR * 2] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    for (int i = 0; i < MR * 2; i++)
+        _mm256_storeu_ps(tile + 8 * i, acc[i]);
 }
 #endif
 

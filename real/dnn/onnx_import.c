@@ -553,8 +553,9 @@ static int conv_pool_attrs(imp *im, nx_node *n, bool conv)
     return 0;
 }
 
-static int op_conv(imp *im)
+static int op_conv(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"auto_pad", "dilations", "group", "kernel_shape",
                                           "pads", "strides", NULL};
     int rc, node;
@@ -570,7 +571,7 @@ static int op_conv(imp *im)
     return infer(im, node);
 }
 
-static int op_pool(imp *im, nx_op op)
+static int op_pool(imp *im, int op)
 {
     static const char *const max_allowed[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape",
                                               "pads", "storage_order", "strides", NULL};
@@ -607,8 +608,9 @@ static int op_simple(imp *im, nx_op op, int nin)
     return rc ? rc : simple_node(im, op, nin);
 }
 
-static int op_batchnorm(imp *im)
+static int op_batchnorm(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"epsilon", "momentum", "spatial", "training_mode", NULL};
     int rc, node;
     if ((rc = attrs_check(im, allowed)))
@@ -623,8 +625,9 @@ static int op_batchnorm(imp *im)
     return infer(im, node);
 }
 
-static int op_clip(imp *im)
+static int op_clip(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"min", "max", NULL};
     int rc, node;
     if ((rc = attrs_check(im, allowed)))
@@ -646,7 +649,7 @@ static int op_clip(imp *im)
     return infer(im, node);
 }
 
-static int op_binary(imp *im, nx_op op)
+static int op_binary(imp *im, int op)
 {
     int rc, node;
     if ((rc = attrs_check(im, A_NONE)))
@@ -684,7 +687,7 @@ static int op_binary(imp *im, nx_op op)
     return infer(im, node);
 }
 
-static int op_gemm(imp *im, bool matmul)
+static int op_gemm(imp *im, int matmul)
 {
     static const char *const allowed[] = {"alpha", "beta", "transA", "transB", NULL};
     int rc, node;
@@ -750,10 +753,28 @@ static int op_axis(imp *im, nx_op op, int64_t def)
     return infer(im, node);
 }
 
+static int op_concat(imp *im, int unused)
+{
+    (void)unused;
+    return op_axis(im, NX_OP_CONCAT, 1);
+}
+
+static int op_softmax(imp *im, int unused)
+{
+    (void)unused;
+    return op_axis(im, NX_OP_SOFTMAX, im->opset < 13 ? 1 : -1);
+}
+
+static int op_unary(imp *im, int op)
+{
+    return op_simple(im, (nx_op)op, 1);
+}
+
 static int transpose_const(imp *im, const nx_tensor *x, const int64_t *perm, int np);
 
-static int op_transpose(imp *im)
+static int op_transpose(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"perm", NULL};
     int rc, node;
     if ((rc = attrs_check(im, allowed)))
@@ -775,8 +796,9 @@ static int op_transpose(imp *im)
     return infer(im, node);
 }
 
-static int op_pad(imp *im)
+static int op_pad(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"mode", "pads", "value", NULL};
     char s[32];
     int rc, node;
@@ -819,7 +841,7 @@ static int op_pad(imp *im)
     return infer(im, node);
 }
 
-static int op_reduce(imp *im, nx_op op)
+static int op_reduce(imp *im, int op)
 {
     static const char *const allowed[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
     int rc, node;
@@ -911,7 +933,7 @@ static int resolve_shape(imp *im, const nx_tensor *x, const int64_t *tgt, int nt
     return expand ? (nt > x->ndim ? nt : x->ndim) : nt;
 }
 
-static int op_reshape(imp *im, bool expand)
+static int op_reshape(imp *im, int expand)
 {
     static const char *const allowed[] = {"allowzero", NULL};
     int rc, node, nt;
@@ -1050,8 +1072,9 @@ static int op_squeeze(imp *im, int kind /* 0 squeeze, 1 unsqueeze, 2 flatten */)
     return infer(im, node);
 }
 
-static int op_constant(imp *im)
+static int op_constant(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"value", "value_float", "value_floats", "value_int",
                                           "value_ints", NULL};
     int rc;
@@ -1083,8 +1106,9 @@ static int op_constant(imp *im)
                                             &d, f));
 }
 
-static int op_shape(imp *im)
+static int op_shape(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"start", "end", NULL};
     int rc;
     if ((rc = attrs_check(im, allowed)))
@@ -1107,8 +1131,9 @@ static int op_shape(imp *im)
     return output_i64(im, v, 1, &d);
 }
 
-static int op_gather(imp *im)
+static int op_gather(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"axis", NULL};
     int rc;
     if ((rc = attrs_check(im, allowed)))
@@ -1184,8 +1209,9 @@ static void row_strides(const nx_tensor *x, int64_t *st)
 }
 
 /* Slice of a constant (shape arithmetic, or folding a constant weight). */
-static int op_slice(imp *im)
+static int op_slice(imp *im, int unused)
 {
+    (void)unused;
     int rc;
     if ((rc = attrs_check(im, A_NONE)))
         return rc;
@@ -1264,8 +1290,9 @@ static int transpose_const(imp *im, const nx_tensor *x, const int64_t *perm, int
     return const_output(im, x, nd, od, data);
 }
 
-static int op_constant_of_shape(imp *im)
+static int op_constant_of_shape(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"value", NULL};
     int rc, nd;
     if ((rc = attrs_check(im, allowed)))
@@ -1303,8 +1330,9 @@ static int op_constant_of_shape(imp *im)
     return const_output(im, &like, nd, d, data);
 }
 
-static int op_cast(imp *im)
+static int op_cast(imp *im, int unused)
 {
+    (void)unused;
     static const char *const allowed[] = {"to", NULL};
     int rc;
     if ((rc = attrs_check(im, allowed)))
@@ -1322,7 +1350,7 @@ static int op_cast(imp *im)
                     (long long)to);
 }
 
-static int op_identity(imp *im, nx_op op)
+static int op_identity(imp *im, int op)
 {
     static const char *const allowed[] = {"ratio", "seed", "is_test", NULL};
     int rc, it;
@@ -1345,6 +1373,49 @@ static int op_identity(imp *im, nx_op op)
     return simple_node(im, op, 1);
 }
 
+/* Every operator the importer knows: ONNX op type, handler, handler argument. */
+typedef struct op_row {
+    const char *name;
+    int (*fn)(imp *im, int arg);
+    int arg;
+} op_row;
+
+static const op_row op_table[] = {
+    {"Conv", op_conv, 0},
+    {"MaxPool", op_pool, NX_OP_MAXPOOL},
+    {"AveragePool", op_pool, NX_OP_AVGPOOL},
+    {"GlobalAveragePool", op_unary, NX_OP_GLOBALAVGPOOL},
+    {"BatchNormalization", op_batchnorm, 0},
+    {"Relu", op_unary, NX_OP_RELU},
+    {"Sigmoid", op_unary, NX_OP_SIGMOID},
+    {"Clip", op_clip, 0},
+    {"Add", op_binary, NX_OP_ADD},
+    {"Sub", op_binary, NX_OP_SUB},
+    {"Mul", op_binary, NX_OP_MUL},
+    {"Div", op_binary, NX_OP_DIV},
+    {"Gemm", op_gemm, 0},
+    {"MatMul", op_gemm, 1},
+    {"Concat", op_concat, 0},
+    {"Softmax", op_softmax, 0},
+    {"Flatten", op_squeeze, 2},
+    {"Squeeze", op_squeeze, 0},
+    {"Unsqueeze", op_squeeze, 1},
+    {"Reshape", op_reshape, 0},
+    {"Expand", op_reshape, 1},
+    {"Transpose", op_transpose, 0},
+    {"Pad", op_pad, 0},
+    {"ReduceL2", op_reduce, NX_OP_REDUCEL2},
+    {"ReduceMean", op_reduce, NX_OP_REDUCEMEAN},
+    {"Dropout", op_identity, NX_OP_DROPOUT},
+    {"Identity", op_identity, NX_OP_IDENTITY},
+    {"Constant", op_constant, 0},
+    {"Shape", op_shape, 0},
+    {"Gather", op_gather, 0},
+    {"ConstantOfShape", op_constant_of_shape, 0},
+    {"Slice", op_slice, 0},
+    {"Cast", op_cast, 0},
+};
+
 static int import_node(imp *im)
 {
     const Onnx__NodeProto *np = im->np;
@@ -1356,72 +1427,9 @@ static int import_node(imp *im)
     for (size_t i = 0; i < np->n_output; i++)
         if (!np->output[i])
             return NODE_ERR(NX_ERR_CONFIG, "null output name");
-    if (!strcmp(op, "Conv"))
-        return op_conv(im);
-    if (!strcmp(op, "MaxPool"))
-        return op_pool(im, NX_OP_MAXPOOL);
-    if (!strcmp(op, "AveragePool"))
-        return op_pool(im, NX_OP_AVGPOOL);
-    if (!strcmp(op, "GlobalAveragePool"))
-        return op_simple(im, NX_OP_GLOBALAVGPOOL, 1);
-    if (!strcmp(op, "BatchNormalization"))
-        return op_batchnorm(im);
-    if (!strcmp(op, "Relu"))
-        return op_simple(im, NX_OP_RELU, 1);
-    if (!strcmp(op, "Sigmoid"))
-        return op_simple(im, NX_OP_SIGMOID, 1);
-    if (!strcmp(op, "Clip"))
-        return op_clip(im);
-    if (!strcmp(op, "Add"))
-        return op_binary(im, NX_OP_ADD);
-    if (!strcmp(op, "Sub"))
-        return op_binary(im, NX_OP_SUB);
-    if (!strcmp(op, "Mul"))
-        return op_binary(im, NX_OP_MUL);
-    if (!strcmp(op, "Div"))
-        return op_binary(im, NX_OP_DIV);
-    if (!strcmp(op, "Gemm"))
-        return op_gemm(im, false);
-    if (!strcmp(op, "MatMul"))
-        return op_gemm(im, true);
-    if (!strcmp(op, "Concat"))
-        return op_axis(im, NX_OP_CONCAT, 1);
-    if (!strcmp(op, "Softmax"))
-        return op_axis(im, NX_OP_SOFTMAX, im->opset < 13 ? 1 : -1);
-    if (!strcmp(op, "Flatten"))
-        return op_squeeze(im, 2);
-    if (!strcmp(op, "Squeeze"))
-        return op_squeeze(im, 0);
-    if (!strcmp(op, "Unsqueeze"))
-        return op_squeeze(im, 1);
-    if (!strcmp(op, "Reshape"))
-        return op_reshape(im, false);
-    if (!strcmp(op, "Expand"))
-        return op_reshape(im, true);
-    if (!strcmp(op, "Transpose"))
-        return op_transpose(im);
-    if (!strcmp(op, "Pad"))
-        return op_pad(im);
-    if (!strcmp(op, "ReduceL2"))
-        return op_reduce(im, NX_OP_REDUCEL2);
-    if (!strcmp(op, "ReduceMean"))
-        return op_reduce(im, NX_OP_REDUCEMEAN);
-    if (!strcmp(op, "Dropout"))
-        return op_identity(im, NX_OP_DROPOUT);
-    if (!strcmp(op, "Identity"))
-        return op_identity(im, NX_OP_IDENTITY);
-    if (!strcmp(op, "Constant"))
-        return op_constant(im);
-    if (!strcmp(op, "Shape"))
-        return op_shape(im);
-    if (!strcmp(op, "Gather"))
-        return op_gather(im);
-    if (!strcmp(op, "ConstantOfShape"))
-        return op_constant_of_shape(im);
-    if (!strcmp(op, "Slice"))
-        return op_slice(im);
-    if (!strcmp(op, "Cast"))
-        return op_cast(im);
+    for (size_t i = 0; i < sizeof op_table / sizeof *op_table; i++)
+        if (!strcmp(op, op_table[i].name))
+            return op_table[i].fn(im, op_table[i].arg);
     return NODE_ERR(NX_ERR_NOTSUP, "unsupported operator");
 }
 
