@@ -7,10 +7,40 @@
 #include <string.h>
 #include <gsl/gsl_statistics_double.h>
 
-static int cmp_double(const void *a, const void *b)
+/* Sort non-negative doubles: their IEEE bit patterns order like unsigned
+ * integers, so an LSD radix sort (4 passes of 16 bits) does it in O(n);
+ * latencies are never negative. */
+static void sort_nonneg(double *a, size_t n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    if (n < 2)
+        return;
+    uint64_t *x = nx_malloc(sizeof(uint64_t) * n);
+    memcpy(x, a, sizeof(double) * n); /* the bits, without aliasing a double as an integer */
+    uint64_t *tmp = nx_malloc(sizeof(uint64_t) * n);
+    size_t *count = nx_malloc(sizeof(size_t) * 65536);
+    uint64_t *src = x, *dst = tmp;
+    for (int pass = 0; pass < 4; pass++) {
+        int shift = 16 * pass;
+        memset(count, 0, sizeof(size_t) * 65536);
+        for (size_t i = 0; i < n; i++)
+            count[(src[i] >> shift) & 0xffff]++;
+        size_t sum = 0;
+        for (size_t k = 0; k < 65536; k++) {
+            size_t c = count[k];
+            count[k] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i] >> shift) & 0xffff]++] = src[i];
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    /* four passes: the sorted data is back in x */
+    memcpy(a, x, sizeof(double) * n);
+    free(x);
+    free(tmp);
+    free(count);
 }
 
 void nx_stats_init(nx_stats *st, int napps, nx_time win_start, nx_time win_end)
@@ -82,8 +112,10 @@ void nx_stats_finish(nx_stats *st, nx_metrics *m)
     m->bad_rate = st->sent ? (double)(st->late + st->dropped) / (double)st->sent : 0;
     size_t n = st->nlat;
     if (n > 0) {
-        qsort(st->lat_ms, n, sizeof(double), cmp_double); /* glibc's merge sort beats
-                                                             gsl_sort's heapsort here */
+        for (size_t i = 0; i < n; i++) /* -0.0 would sort last */
+            if (!(st->lat_ms[i] > 0))
+                st->lat_ms[i] = 0;
+        sort_nonneg(st->lat_ms, n);
         m->lat_p50_ms = gsl_stats_quantile_from_sorted_data(st->lat_ms, 1, n, 0.50);
         m->lat_p90_ms = gsl_stats_quantile_from_sorted_data(st->lat_ms, 1, n, 0.90);
         m->lat_p99_ms = gsl_stats_quantile_from_sorted_data(st->lat_ms, 1, n, 0.99);

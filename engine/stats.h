@@ -22,6 +22,7 @@ typedef struct nx_stats {
     double latsum;
 } nx_stats;
 
+/* After nx_stats_finish, st->lat_ms[0..nlat) is sorted (the latency CDF). */
 typedef struct nx_metrics {
     double window_s;
     uint64_t sent, ok, late, dropped;

@@ -115,10 +115,10 @@ int main(int argc, char **argv)
         if (only && strcmp(only, combo->name) != 0)
             continue;
         if (max_rate) {
-            nx_search_opts so = {.seed = x.seed, .progress = !quiet, .keep_requests = true};
+            nx_search_opts so = {.seed = x.seed, .progress = !quiet, .keep_requests = requests};
             rc = nx_search_max_rate(&x, combo, &so, &reps[n], &eb);
         } else {
-            nx_run_opts ro = {.scale = scale, .seed = x.seed, .keep_requests = true,
+            nx_run_opts ro = {.scale = scale, .seed = x.seed, .keep_requests = requests,
                               .progress = !quiet, .label = combo->name};
             reps[n].combo = combo;
             rc = nx_run(&x, combo, &ro, &reps[n].run, &eb);

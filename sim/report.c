@@ -184,38 +184,20 @@ static void write_result(FILE *f, const nx_experiment *x, const nx_combo_report 
     fprintf(f, "\n    }");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* latency_cdf.dat: one block per policy (separated by two blank lines, for
  * gnuplot's `index`): latency_ms fraction, 201 points per policy, over the
  * requests that arrived in the measured window. The fraction is of all of
  * them, so the curve tops out at the answered fraction. */
-static void write_cdf(FILE *f, const nx_experiment *x, const nx_combo_report *cr)
+static void write_cdf(FILE *f, const nx_combo_report *cr)
 {
     const nx_run_result *r = &cr->run;
     fprintf(f, "# policy %s\n", cr->combo->name);
-    size_t n = 0, sent = 0;
-    double *lat = nx_malloc(sizeof(double) * (r->nreqs ? r->nreqs : 1));
-    nx_time ws = NX_SEC(x->warmup_s), we = NX_SEC(x->duration_s);
-    for (size_t i = 0; i < r->nreqs; i++) {
-        const nx_query *q = &r->reqs[i];
-        if (q->arrival < ws || q->arrival >= we)
-            continue;
-        sent++;
-        if (q->status == NX_REQ_OK || q->status == NX_REQ_LATE)
-            lat[n++] = NX_TO_MS(q->finish - q->arrival);
-    }
-    qsort(lat, n, sizeof(double), cmp_double);
+    size_t n = r->nlat;
     for (int k = 0; k <= 200 && n > 0; k++) {
         size_t i = (size_t)((double)k / 200.0 * (double)(n - 1));
-        fprintf(f, "%.4f %.4f\n", lat[i], (double)(i + 1) / (double)sent);
+        fprintf(f, "%.4f %.4f\n", r->lat_sorted[i], (double)(i + 1) / (double)r->sent);
     }
     fprintf(f, "\n\n");
-    free(lat);
 }
 
 int nx_report_write(const char *dir, const nx_experiment *x, const nx_combo_report *reps,
@@ -246,7 +228,7 @@ int nx_report_write(const char *dir, const nx_experiment *x, const nx_combo_repo
     if (!(f = open_out(dir, "latency_cdf.dat", eb)))
         return NX_ERR_IO;
     for (int i = 0; i < n; i++)
-        write_cdf(f, x, &reps[i]);
+        write_cdf(f, &reps[i]);
     if ((rc = close_out(f, dir, "latency_cdf.dat", eb)) < 0)
         return rc;
     if (!(f = open_out(dir, "timeline.dat", eb)))

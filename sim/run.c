@@ -497,6 +497,9 @@ static void reduce(run *r, nx_run_result *res)
     res->napps = x->napps;
     res->apps = st.apps; /* taken over */
     st.apps = NULL;
+    res->lat_sorted = st.lat_ms; /* sorted: the latency CDF */
+    res->nlat = st.nlat;
+    st.lat_ms = NULL;
     nx_stats_free(&st);
 
     /* GPUs used, time-weighted over the window, from the epoch timeline (a
@@ -767,6 +770,7 @@ void nx_run_result_free(nx_run_result *r)
     free(r->timeline);
     free(r->sessions);
     free(r->apps);
+    free(r->lat_sorted);
     free(r->reqs);
     if (r->final_plan.gpu)
         nx_plan_free(&r->final_plan);

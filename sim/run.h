@@ -35,6 +35,8 @@ typedef struct nx_run_result {
     int ntimeline;
     uint64_t epochs, triggers;
     nx_app_stats *apps;        /* per app, in the window */
+    double *lat_sorted;        /* latencies (ms) of answered queries in the window, sorted */
+    size_t nlat;
     int napps;
     nx_plan final_plan;        /* the last plan */
     uint64_t events;           /* simulator events fired */
