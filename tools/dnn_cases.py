@@ -9,7 +9,8 @@ tests/dnn/test_dnn_ops.c runs it into a fresh directory. For every case it write
   OUT/NAME.ref    PyTorch's own output of that module for seeded inputs at batch 1 and 3
                   (format: export_models.py, write_ref)
 
-and OUT/cases.txt, one case name per line. It also writes models the engine must reject:
+plus a few models built with onnx.helper for what the exporter never emits (handmade()), and
+OUT/cases.txt, one case name per line. It also writes models the engine must reject:
   OUT/bad_op.onnx     a node 'mystery' of an operator the engine does not know (Hardmax)
   OUT/bad_attr.onnx   a Conv node 'conv_x' with an attribute it does not know ('frobnicate')
   OUT/bad_value.onnx  a Pad node 'pad_r' with mode 'reflect' (a value it does not support)
@@ -140,6 +141,51 @@ def cases():
     return c
 
 
+def handmade(out):
+    """Models torch's exporter does not emit (Identity/Dropout on activations, auto_pad,
+    Gemm's alpha/beta/transB = 0, older opsets, Squeeze/Unsqueeze of activations), built with
+    onnx.helper; PyTorch functional code gives the reference. Returns their names."""
+    F32 = onnx.TensorProto.FLOAT
+    gen = torch.Generator().manual_seed(5)
+    names = []
+
+    def save(name, shape, nodes, ref, inits=(), opset=13, out_dims=None):
+        x = oh.make_tensor_value_info("x", F32, ["N"] + list(shape))
+        y = oh.make_tensor_value_info("y", F32, None)
+        g = oh.make_graph(nodes, name, [x], [y], list(inits))
+        m = oh.make_model(g, opset_imports=[oh.make_opsetid("", opset)])
+        onnx.save(m, os.path.join(out, name + ".onnx"))
+        write_ref(os.path.join(out, name + ".ref"), ref, shape, 7)
+        names.append(name)
+
+    def tensor(name, t):
+        return oh.make_tensor(name, F32, list(t.shape), t.flatten().tolist())
+
+    save("identity_dropout", (3, 4, 5),
+         [oh.make_node("Identity", ["x"], ["a"]), oh.make_node("Relu", ["a"], ["b"]),
+          oh.make_node("Dropout", ["b"], ["y"])], lambda x: F.relu(x))
+    w = torch.randn(4, 3, 3, 3, generator=gen)
+    save("conv_same_upper", (3, 8, 8),
+         [oh.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", strides=[2, 2])],
+         lambda x: F.conv2d(F.pad(x, (0, 1, 0, 1)), w, stride=2), [tensor("w", w)])
+    save("conv_same_lower", (3, 8, 8),
+         [oh.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_LOWER", strides=[2, 2])],
+         lambda x: F.conv2d(F.pad(x, (1, 0, 1, 0)), w, stride=2), [tensor("w", w)])
+    bm, cv = torch.randn(6, 5, generator=gen), torch.randn(5, generator=gen)
+    save("gemm_alpha_beta", (6,),
+         [oh.make_node("Gemm", ["x", "b", "c"], ["y"], alpha=0.5, beta=2.0, transB=0)],
+         lambda x: 0.5 * x @ bm + 2 * cv, [tensor("b", bm), tensor("c", cv)])
+    save("softmax_opset11", (10,), [oh.make_node("Softmax", ["x"], ["y"], axis=1)],
+         lambda x: F.softmax(x, 1), opset=11)
+    save("clip_opset9", (3, 4), [oh.make_node("Clip", ["x"], ["y"], min=-0.2, max=0.3)],
+         lambda x: torch.clamp(x, -0.2, 0.3), opset=9)
+    axes = oh.make_tensor("axes", onnx.TensorProto.INT64, [1], [2])
+    save("unsqueeze_squeeze", (3, 4),
+         [oh.make_node("Unsqueeze", ["x", "axes"], ["u"]), oh.make_node("Relu", ["u"], ["r"]),
+          oh.make_node("Squeeze", ["r", "axes"], ["y"])], lambda x: F.relu(x), [axes])
+    return names
+
+
 def bad_models(out):
     x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
     y = oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
@@ -176,6 +222,7 @@ def main():
                           opset_version=13, do_constant_folding=True)
         write_ref(os.path.join(out, name + ".ref"), model, shape, 1 + i)
         names.append(name)
+    names += handmade(out)
     bad_models(out)
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
