@@ -19,8 +19,16 @@ REAL_PB_OBJ := $(REAL_PROTO:real/proto/%.proto=$(BUILD)/obj/gen/%.pb-c.o)
 
 REAL_MAINS := real/daemon/scheduler.c real/daemon/backend.c real/daemon/frontend.c \
 	real/daemon/loadgen_main.c real/daemon/cluster.c real/daemon/rpcbench.c
+# the cpu/cuda executors need the DNN engine (mk/dnn.mk's LIBDNN); without it, stubs
+ifneq ($(LIBDNN),)
+REAL_EXEC_OFF := real/daemon/exec_nodnn.c
+REAL_BACKEND_LIBS = $(LIBDNN)
+REAL_BACKEND_LDLIBS = $(DNN_LDLIBS)
+else
+REAL_EXEC_OFF := real/daemon/exec_dnn.c
+endif
 REAL_LIB_SRC := $(wildcard real/rpc/*.c real/node/*.c) \
-	$(filter-out $(REAL_MAINS),$(wildcard real/daemon/*.c))
+	$(filter-out $(REAL_MAINS) $(REAL_EXEC_OFF),$(wildcard real/daemon/*.c))
 REAL_LIB_OBJ := $(REAL_LIB_SRC:%.c=$(BUILD)/obj/%.o)
 REAL_MAIN_OBJ := $(REAL_MAINS:%.c=$(BUILD)/obj/%.o)
 REAL_TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/real/*.c))
@@ -31,6 +39,7 @@ REAL_CFLAGS := -Ireal/rpc -Ireal/node -Ireal/daemon -I$(REAL_GEN) -pthread
 REAL_LDLIBS = $(shell pkg-config --libs grpc libprotobuf-c 2>/dev/null || echo -lgrpc -lgpr -lprotobuf-c) -pthread
 
 $(REAL_LIB_OBJ) $(REAL_MAIN_OBJ) $(REAL_TEST_OBJ) $(REAL_PB_OBJ): CFLAGS += $(REAL_CFLAGS)
+$(BUILD)/obj/real/daemon/exec_dnn.o: CFLAGS += -Ireal/dnn
 $(REAL_TEST_OBJ): CFLAGS += -Itests
 # sources include the generated headers: generate them first
 $(REAL_LIB_OBJ) $(REAL_MAIN_OBJ) $(REAL_TEST_OBJ): | $(REAL_PB_H)
@@ -59,10 +68,13 @@ $(BUILD)/bin/nexus-frontend: $(BUILD)/obj/real/daemon/frontend.o
 $(BUILD)/bin/nexus-loadgen: $(BUILD)/obj/real/daemon/loadgen_main.o
 $(BUILD)/bin/nexus-cluster: $(BUILD)/obj/real/daemon/cluster.o
 $(BUILD)/bin/nexus-rpcbench: $(BUILD)/obj/real/daemon/rpcbench.o
+$(BUILD)/bin/nexus-backend: $(REAL_BACKEND_LIBS)
+$(BUILD)/bin/nexus-backend: REAL_EXTRA = $(REAL_BACKEND_LIBS) $(REAL_BACKEND_LDLIBS)
 $(REAL_BINS): $(LIBREAL) $(LIBSIM) $(LIBENGINE)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
-	$(Q)$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(LIBREAL) $(LIBSIM) $(LIBENGINE) $(LDLIBS) $(REAL_LDLIBS)
+	$(Q)$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(LIBREAL) $(LIBSIM) $(LIBENGINE) $(REAL_EXTRA) \
+		$(LDLIBS) $(REAL_LDLIBS)
 
 # --- tests ---------------------------------------------------------------------
 $(BUILD)/tests/real/test_rpc: $(BUILD)/obj/tests/real/test_rpc.o $(TEST_HELPER_OBJ) $(LIBREAL) \
@@ -73,6 +85,6 @@ $(BUILD)/tests/real/test_rpc: $(BUILD)/obj/tests/real/test_rpc.o $(TEST_HELPER_O
 		$(REAL_LDLIBS) -lcunit
 
 EXTRA_TEST_BIN += $(BUILD)/tests/real/test_rpc
-EXTRA_TEST_CMDS += tests/real/e2e.sh tests/real/failure.sh tests/real/netns.sh \
+EXTRA_TEST_CMDS += tests/real/e2e.sh tests/real/failure.sh tests/real/overload.sh tests/real/netns.sh \
 	tests/real/python_client.sh
 BENCH_CMDS += tests/real/bench.sh

@@ -22,6 +22,7 @@
  * that touches nothing but its batch buffers. SIGTERM/SIGINT: send Leave,
  * close every stream, shut gRPC down, exit 0. */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -593,10 +594,22 @@ int main(int argc, char **argv)
         nx_link_init(&b->link, b->rpc, &lc);
     }
     nx_loop_run(b->loop);
-    nx_log(b->who, "stopped (%llu served, %llu dropped, %llu rejected)",
-           (unsigned long long)(b->engine_on ? b->engine.served : 0),
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    uint64_t served = b->engine_on ? b->engine.served : 0;
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                 ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) * 1e-6;
+    nx_log(b->who, "stopped (%llu served, %llu dropped, %llu rejected; CPU %.2f s: %.1f us per "
+                   "request served; peak RSS %ld MB)",
+           (unsigned long long)served,
            (unsigned long long)(b->engine_on ? b->engine.dropped : 0),
-           (unsigned long long)b->rejected);
+           (unsigned long long)b->rejected, cpu, served ? cpu / (double)served * 1e6 : 0,
+           ru.ru_maxrss / 1024);
+    if (xops->report) {
+        char line[200];
+        xops->report(b->xstate, line, sizeof line);
+        nx_log(b->who, "executor %s: %s", xops->name, line);
+    }
     xops->free(b->xstate);
     if (b->engine_on)
         nx_backend_free(&b->engine);

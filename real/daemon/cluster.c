@@ -11,7 +11,11 @@
  * Fault injection (hooks at times after the run's t = 0): --kill-backend
  * SLOT@T (SIGKILL), --restart-backend SLOT@T (a new process asking for the
  * same slot), --stop-backend SLOT@T / --cont-backend SLOT@T (SIGSTOP/SIGCONT:
- * a hung node, found by the keep-alive timeout).
+ * a hung node, found by the keep-alive timeout). The experiment's own
+ * run.failures become kills and restarts at the same times, so a failure
+ * scenario runs in nexus-sim and here alike (a killed process is found at once
+ * here, when its stream ends; the simulator's backends die silently and are
+ * found by the keep-alive timeout).
  *
  * Writes DIR/summary.json, DIR/requests.csv (as nexus-sim) and DIR/real.json
  * (simulated against real figures, failures, kill-to-detection and
@@ -75,6 +79,8 @@ struct cl {
     double scale, keepalive, timeout, ready_timeout;
     long seed;
     const char *executor, *models, *run_cmd;
+    const char *be_args[8], *fe_args[8];   /* passed through to every backend / frontend */
+    int nbe_args, nfe_args;
     int payload;
     bool quiet, requests;
     child ch[MAX_CHILDREN];
@@ -416,6 +422,8 @@ static child *start_backend(cl *c, int slot, bool awaited)
         arg(&a, "--models");
         arg(&a, "%s", c->models);
     }
+    for (int i = 0; i < c->nbe_args; i++)
+        arg(&a, "%s", c->be_args[i]);
     char name[32];
     snprintf(name, sizeof name, "backend%d", slot);
     child *ch = spawn(c, name, slot, a.v, awaited);
@@ -508,6 +516,8 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
         arg(&fa, "127.0.0.1:0");
         arg(&fa, "--slot");
         arg(&fa, "%d", f);
+        for (int i = 0; i < c->nfe_args; i++)
+            arg(&fa, "%s", c->fe_args[i]);
         char name[32];
         snprintf(name, sizeof name, "frontend%d", f);
         ok = (fes[f] = spawn(c, name, f, fa.v, true)) != NULL;
@@ -650,6 +660,9 @@ static void usage(FILE *f)
             "                         NEXUS_FRONTENDS, NEXUS_SCHEDULER, NEXUS_OUT set\n"
             "  --ready-timeout S      readiness wait per step (default 30)\n"
             "  --bin DIR              the daemons' directory (default: this program's)\n"
+            "  --backend-arg ARG      pass ARG to every backend (repeatable), e.g.\n"
+            "                         --backend-arg=--max-queue=64\n"
+            "  --frontend-arg ARG     pass ARG to every frontend (repeatable)\n"
             "  --no-requests          do not write requests.csv\n"
             "  --quiet                no progress line, no table\n"
             "  --help                 this text\n");
@@ -675,7 +688,8 @@ int main(int argc, char **argv)
         {"keepalive", 1, 0, 'k'}, {"timeout", 1, 0, 't'}, {"kill-backend", 1, 0, 'K'},
         {"restart-backend", 1, 0, 'R'}, {"stop-backend", 1, 0, 'T'}, {"cont-backend", 1, 0, 'C'},
         {"run", 1, 0, 'c'}, {"ready-timeout", 1, 0, 'r'}, {"bin", 1, 0, 'B'},
-        {"no-requests", 0, 0, 'N'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"no-requests", 0, 0, 'N'}, {"quiet", 0, 0, 'q'}, {"backend-arg", 1, 0, 'A'},
+        {"frontend-arg", 1, 0, 'F'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
     };
     int o;
     long v;
@@ -701,6 +715,18 @@ int main(int argc, char **argv)
         case 'r': bad = nx_cli_double(c->prog, "--ready-timeout", optarg, 0.1, 3600, &c->ready_timeout); break;
         case 'B': bin = optarg; break;
         case 'N': c->requests = false; break;
+        case 'A':
+        case 'F': {
+            const char **v = o == 'A' ? c->be_args : c->fe_args;
+            int *n = o == 'A' ? &c->nbe_args : &c->nfe_args;
+            if (*n == 8) {
+                fprintf(stderr, "%s: at most 8 --%s-arg\n", c->prog, o == 'A' ? "backend" : "frontend");
+                bad = 1;
+            } else {
+                v[(*n)++] = optarg;
+            }
+            break;
+        }
         case 'q': c->quiet = true; break;
         case 'h': usage(stdout); free(c); return 0;
         default: usage(stderr); free(c); return 2;
@@ -749,6 +775,17 @@ int main(int argc, char **argv)
             nx_err_set(&eb, NX_ERR_IO, "%s: cannot create the output directory", c->out);
             rc = NX_ERR_IO;
         }
+    }
+    /* the experiment's own failures (run.failures), as the simulator injects them */
+    for (int i = 0; rc == 0 && i < probe.x.nfailures; i++) {
+        const nx_failure *f = &probe.x.failures[i];
+        char spec[64];
+        snprintf(spec, sizeof spec, "%d@%.6f", f->gpu, f->at_s);
+        if (parse_hook(c, "kill", spec) < 0)
+            rc = NX_ERR_INVAL;
+        snprintf(spec, sizeof spec, "%d@%.6f", f->gpu, f->at_s + f->down_s);
+        if (rc == 0 && f->down_s > 0 && parse_hook(c, "restart", spec) < 0)
+            rc = NX_ERR_INVAL;
     }
     nx_loop_on_signal(c->loop, on_signal, c);
     nx_catalog *cats = nx_calloc((size_t)ncombo + 1, sizeof *cats);

@@ -46,6 +46,8 @@ typedef struct nx_bexec_ops {
     int (*init)(void **state, const nx_bexec_cfg *cfg, nx_errbuf *eb);
     void (*run)(void *state, nx_batch *b, nx_xreq *const *x);
     void (*free)(void *state);
+    /* Optional: a line about the executor's work so far (for the stop log). */
+    void (*report)(void *state, char *buf, size_t n);
 } nx_bexec_ops;
 
 extern const nx_bexec_ops nx_bexec_emulated_ops, nx_bexec_cpu_ops, nx_bexec_cuda_ops;

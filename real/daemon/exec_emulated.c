@@ -5,6 +5,7 @@
  * Outputs are FP32 [sum of the input floats, their count]. */
 #include "exec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,9 @@ typedef struct emu {
     nx_event ev;
     nx_batch *b;
     nx_xreq *const *x;
+    nx_time want;           /* the drawn latency of the running batch */
+    uint64_t batches;
+    double late_sum_us, late_max_us;   /* timer lateness: ran longer than drawn */
 } emu;
 
 static void fire(nx_event *ev)
@@ -23,6 +27,11 @@ static void fire(nx_event *ev)
     emu *e = ev->ctx;
     nx_batch *b = e->b;
     nx_time exec = nx_loop_now(e->cfg.loop) - b->start;
+    double late = NX_TO_US(exec - e->want);
+    e->batches++;
+    e->late_sum_us += late;
+    if (late > e->late_max_us)
+        e->late_max_us = late;
     for (int i = 0; i < b->size; i++) {
         nx_xreq *x = e->x[i];
         float v[2] = {0, 0};
@@ -50,6 +59,7 @@ static void emu_run(void *state, nx_batch *b, nx_xreq *const *x)
         lat += nx_sim_batch_latency(&e->rng, b->part_prof[i], b->part_n[i]);
     e->b = b;
     e->x = x;
+    e->want = lat;
     e->ev.fn = fire;
     e->ev.ctx = e;
     e->ev.time = b->start + lat;
@@ -77,11 +87,20 @@ static void emu_free(void *state)
     free(e);
 }
 
+static void emu_report(void *state, char *buf, size_t n)
+{
+    emu *e = state;
+    snprintf(buf, n, "%llu batches, each %.1f us longer than drawn on average (at most %.0f us)",
+             (unsigned long long)e->batches, e->batches ? e->late_sum_us / (double)e->batches : 0,
+             e->late_max_us);
+}
+
 const nx_bexec_ops nx_bexec_emulated_ops = {
     .name = "emulated",
     .init = emu_init,
     .run = emu_run,
     .free = emu_free,
+    .report = emu_report,
 };
 
 const nx_bexec_ops *nx_bexec_find(const char *name)

@@ -27,6 +27,7 @@
  * rpc poller only hands completions over. SIGTERM/SIGINT: answer every
  * pending query UNAVAILABLE, close the streams, shut gRPC down, exit 0. */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1033,14 +1034,16 @@ int main(int argc, char **argv)
         nx_at(&f->env.env, &f->sweep, nx_loop_now(f->loop) + NX_MS(100));
     }
     nx_loop_run(f->loop);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     nx_log(f->who, "stopped (%llu queries: %llu ok, %llu late, %llu dropped; calls caught on "
                    "a dead backend: %llu resent, %llu dropped; %llu overload rejections, %llu "
-                   "calls timed out)",
+                   "calls timed out; peak RSS %ld MB)",
            (unsigned long long)f->queries, (unsigned long long)f->ok, (unsigned long long)f->late,
            (unsigned long long)f->dropped,
            (unsigned long long)(f->engine_on ? f->engine.retried : 0),
            (unsigned long long)(f->engine_on ? f->engine.failed_over : 0),
-           (unsigned long long)f->overload, (unsigned long long)f->timeouts);
+           (unsigned long long)f->overload, (unsigned long long)f->timeouts, ru.ru_maxrss / 1024);
     if (f->engine_on)
         nx_frontend_free(&f->engine);
     for (int i = 0; i < f->max_inflight; i++) {

@@ -85,6 +85,7 @@ struct lg {
     nx_errbuf *eb;
     snap win[2];
     int maxb;
+    bool down;                   /* gRPC shut down: the run is over */
     int snaps_pending;           /* window snapshots asked and not answered */
     bool snap_end_asked;
     uint64_t errors;
@@ -100,7 +101,12 @@ static void fail(lg *g, int rc, const char *fmt, const char *a, const char *b)
     }
 }
 
-static void rpc_down(void *ctx) { nx_loop_stop(((lg *)ctx)->loop); }
+static void rpc_down(void *ctx)
+{
+    lg *g = ctx;
+    g->down = true;
+    nx_loop_stop(g->loop);
+}
 
 static void finish(lg *g)
 {
@@ -563,7 +569,8 @@ static void reduce(lg *g)
         if (q->arrival >= NX_TIME_NEVER / 2)
             continue;
         lag[nl++] = g->lag[i];
-        if (q->status == NX_REQ_OK || q->status == NX_REQ_LATE) {
+        bool in_window = q->arrival >= NX_SEC(x->warmup_s) && q->arrival < NX_SEC(x->duration_s);
+        if (in_window && (q->status == NX_REQ_OK || q->status == NX_REQ_LATE)) {
             added[na] = (q->finish - q->arrival) - g->exec[i];
             ex[na] = g->exec[i];
             sv[na++] = g->server[i];
@@ -588,6 +595,9 @@ static void reduce(lg *g)
     r->napps = x->napps;
     r->apps = st.apps;
     st.apps = NULL;
+    r->lat_sorted = st.lat_ms; /* sorted by nx_stats_finish: the latency CDF */
+    r->nlat = st.nlat;
+    st.lat_ms = NULL;
     nx_stats_free(&st);
     nx_loadgen_result *res = g->res;
     res->lag_p99_us = quant_ms(lag, nl, 0.99) * 1000;
@@ -700,7 +710,8 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
             g->rd[f].retry.ctx = &g->rd[f];
             ask_ready(&g->rd[f]);
         }
-        nx_loop_run(g->loop);
+        while (!g->down) /* the caller's own events may stop the loop: go on */
+            nx_loop_run(g->loop);
         nx_rpc_free(g->rpc);
         rc = g->rc;
     }

@@ -60,9 +60,11 @@ typedef struct nx_loadgen_result {
     uint64_t rejected;        /* RESOURCE_EXHAUSTED answers (of dropped) */
     uint64_t unanswered;      /* no answer at all (of late) */
     double lag_p99_us, lag_max_us;        /* sending behind schedule */
+    /* over the queries answered in the measured window: */
     double added_p50_ms, added_p99_ms;    /* client latency minus executor time */
     double exec_p50_ms, exec_p99_ms;      /* executor time of answered queries */
-    double server_p50_ms, server_p99_ms;  /* frontend arrival -> answer, as it reports */
+    double server_p50_ms, server_p99_ms;  /* frontend arrival -> answer, as it reports: the
+                                             simulator's definition of latency */
     nx_lg_failure *failures;
     int nfailures;
     int *registrations;       /* per backend slot (max_backends entries) */

@@ -12,4 +12,12 @@ trap 'rm -rf "$T"' EXIT
     real/proto/inference.proto
 $B/nexus-cluster tests/real/e2e.yml --out $T/out --quiet \
     --run "/usr/bin/python3 tests/real/kserve_client.py $T"
-echo "python_client: ok"
+echo "python_client: emulated executor ok"
+# the same client API against a real model on the DNN engine's CPU executor
+if [ -f models/lenet.onnx ] && [ -f models/lenet.ref ]; then
+    $B/nexus-cluster tests/real/lenet_cpu.yml --out $T/cpu --quiet --executor cpu \
+        --models models --run "/usr/bin/python3 tests/real/kserve_model_client.py $T models/lenet.ref"
+    echo "python_client: cpu executor ok"
+else
+    echo "python_client: models/lenet.onnx missing (make models): cpu executor not tried"
+fi
