@@ -23,10 +23,20 @@
 
 enum { MR = NX_GEMM_MR, NR = NX_GEMM_NR, KC = NX_GEMM_KC, NC = NX_GEMM_NC, MC = NX_GEMM_MC };
 
-typedef void (*kernel_fn)(int kc, const float *a, const float *b, float *tile);
+/* Where a kernel may merge its tile directly (NULL: into `tile` only, merge_tile does it). */
+typedef struct direct {
+    float *c;
+    ptrdiff_t rsc;
+    int i0, j0;
+    bool first, last;
+    const nx_gemm_epi *e;
+} direct;
 
-static void kernel_c(int kc, const float *a, const float *b, float *tile)
+typedef void (*kernel_fn)(int kc, const float *a, const float *b, float *tile, const direct *m);
+
+static void kernel_c(int kc, const float *a, const float *b, float *tile, const direct *m)
 {
+    (void)m;   /* always through the tile */
     float acc[MR][NR];
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++, a += MR, b += NR)
@@ -38,7 +48,8 @@ static void kernel_c(int kc, const float *a, const float *b, float *tile)
 
 #if HAVE_X86
 __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *a,
-                                                            const float *b, float *tile)
+                                                            const float *b, float *tile,
+                                                            const direct *m)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -56,8 +67,40 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
     }
 #undef ROW
     __m256 acc[MR * 2] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
-    for (int i = 0; i < MR * 2; i++)
-        _mm256_storeu_ps(tile + 8 * i, acc[i]);
+    if (!m) {
+        for (int i = 0; i < MR * 2; i++)
+            _mm256_storeu_ps(tile + 8 * i, acc[i]);
+        return;
+    }
+    /* merge straight into C (a full tile with unit column stride), as merge_tile does */
+    __m256 zero = _mm256_setzero_ps(), bc0 = zero, bc1 = zero;
+    __m256 lo = _mm256_set1_ps(m->e->lo), hi = _mm256_set1_ps(m->e->hi);
+    if (m->last && m->e->bias_col) {
+        bc0 = _mm256_loadu_ps(m->e->bias_col + m->j0);
+        bc1 = _mm256_loadu_ps(m->e->bias_col + m->j0 + 8);
+    }
+    for (int r = 0; r < MR; r++) {
+        float *row = m->c + (ptrdiff_t)(m->i0 + r) * m->rsc + m->j0;
+        __m256 v0 = acc[2 * r], v1 = acc[2 * r + 1];
+        if (!m->first) {
+            v0 = _mm256_add_ps(_mm256_loadu_ps(row), v0);
+            v1 = _mm256_add_ps(_mm256_loadu_ps(row + 8), v1);
+        }
+        if (m->last) {
+            __m256 br = _mm256_set1_ps(m->e->bias_row ? m->e->bias_row[m->i0 + r] : 0.0f);
+            v0 = _mm256_add_ps(_mm256_add_ps(v0, br), bc0);
+            v1 = _mm256_add_ps(_mm256_add_ps(v1, br), bc1);
+            if (m->e->act == NX_ACT_RELU) {          /* NaN -> 0, as the scalar v > 0 ? v : 0 */
+                v0 = _mm256_max_ps(v0, zero);
+                v1 = _mm256_max_ps(v1, zero);
+            } else if (m->e->act == NX_ACT_CLIP) {   /* NaN stays NaN, as the scalar clamp */
+                v0 = _mm256_min_ps(hi, _mm256_max_ps(lo, v0));
+                v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, v1));
+            }
+        }
+        _mm256_storeu_ps(row, v0);
+        _mm256_storeu_ps(row + 8, v1);
+    }
 }
 #endif
 
@@ -126,11 +169,12 @@ static void pack_b(const nx_gemm_b *b, int pc, int kc, int jc, int nc, float *bp
         return;
     }
     /* convolution: column j is output pixel (oy, ox); row k is tap (ci, ky, kx) */
-    int iy0[NC + NR], ix0[NC + NR];
+    int iy0[NC + NR], ix0[NC + NR], left[NC + NR];   /* left: columns to the row's end */
     for (int j = 0; j < nc; j++) {
         int oy = (jc + j) / b->ow, ox = (jc + j) % b->ow;
         iy0[j] = oy * b->sh - b->pt;
         ix0[j] = ox * b->sw - b->pl;
+        left[j] = b->ow - ox;
     }
     int khw = b->kh * b->kw;
     for (int k = 0; k < kc; k++) {
@@ -140,10 +184,28 @@ static void pack_b(const nx_gemm_b *b, int pc, int kc, int jc, int nc, float *bp
         for (int j0 = 0; j0 < nc; j0 += NR) {
             float *dst = bp + (size_t)j0 * (size_t)kc + (size_t)k * NR;
             int nr = NX_MIN(NR, nc - j0), j = 0;
-            for (; j < nr; j++) {
-                int iy = iy0[j0 + j] + dy, ix = ix0[j0 + j] + dx;
-                dst[j] = (unsigned)iy < (unsigned)b->h && (unsigned)ix < (unsigned)b->w
-                             ? img[iy * b->w + ix] : 0.0f;
+            if (b->sw == 1) {
+                /* runs of columns on one output row read a contiguous input row */
+                while (j < nr) {
+                    int col = j0 + j, run = NX_MIN(nr - j, left[col]);
+                    int iy = iy0[col] + dy, ix = ix0[col] + dx;
+                    if ((unsigned)iy >= (unsigned)b->h) {
+                        memset(dst + j, 0, (size_t)run * sizeof(float));
+                    } else {
+                        int lo = NX_MIN(NX_MAX(-ix, 0), run), hi = NX_MAX(NX_MIN(b->w - ix, run), lo);
+                        memset(dst + j, 0, (size_t)lo * sizeof(float));
+                        memcpy(dst + j + lo, img + (size_t)iy * b->w + ix + lo,
+                               (size_t)(hi - lo) * sizeof(float));
+                        memset(dst + j + hi, 0, (size_t)(run - hi) * sizeof(float));
+                    }
+                    j += run;
+                }
+            } else {
+                for (; j < nr; j++) {
+                    int iy = iy0[j0 + j] + dy, ix = ix0[j0 + j] + dx;
+                    dst[j] = (unsigned)iy < (unsigned)b->h && (unsigned)ix < (unsigned)b->w
+                                 ? img[iy * b->w + ix] : 0.0f;
+                }
             }
             for (; j < NR; j++)
                 dst[j] = 0.0f;
@@ -196,6 +258,7 @@ void nx_gemm(const nx_gemm_a *a, const nx_gemm_b *b, int n, float *c, ptrdiff_t 
              ptrdiff_t csc, const nx_gemm_epi *epi, float *work)
 {
     kernel_fn kernel = pick_kernel();
+    bool direct_ok = kernel != kernel_c && csc == 1;   /* the AVX2 kernel merges full tiles */
     int m = a->m, k = a->k;
     float tile[MR * NR] __attribute__((aligned(32)));
     if (k == 0) {   /* degenerate: C = epilogue(0) */
@@ -219,9 +282,12 @@ void nx_gemm(const nx_gemm_a *a, const nx_gemm_b *b, int n, float *c, ptrdiff_t 
                     const float *bpanel = work + (size_t)jr * (size_t)kc;
                     int nr = NX_MIN(NR, nc - jr);
                     for (int ir = ic; ir < ic + mc; ir += MR) {
-                        kernel(kc, ablk + (size_t)ir * (size_t)kc, bpanel, tile);
-                        merge_tile(tile, c, rsc, csc, ir, jc + jr, NX_MIN(MR, m - ir), nr, first,
-                                   last, epi);
+                        int mr = NX_MIN(MR, m - ir);
+                        direct d = {c, rsc, ir, jc + jr, first, last, epi};
+                        bool full = direct_ok && mr == MR && nr == NR;
+                        kernel(kc, ablk + (size_t)ir * (size_t)kc, bpanel, tile, full ? &d : NULL);
+                        if (!full)
+                            merge_tile(tile, c, rsc, csc, ir, jc + jr, mr, nr, first, last, epi);
                     }
                 }
             }

@@ -434,6 +434,8 @@ static void test_gemm(void)
     gemm_case(7, 300, 33, true, NX_ACT_CLIP);
     gemm_case(150, 513, 2100, false, NX_ACT_NONE);   /* past MC, KC and NC */
     gemm_case(13, 40, 3, true, NX_ACT_RELU);
+    gemm_case(12, 70, 40, false, NX_ACT_CLIP);    /* full tiles merged by the kernel */
+    gemm_case(18, 300, 64, false, NX_ACT_RELU);
 }
 
 /* ---- fp16 rounding ---- */
