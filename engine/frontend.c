@@ -608,6 +608,7 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
         }
         r->cursor = 0;
         r->wsum = 0;
+        r->wmax = 0;
         r->wmin = n > 0 ? m->w[m->off[s]] : 0;
         for (int k = 0; k < n; k++) {
             r->gpu[k] = m->gpu[m->off[s] + k];

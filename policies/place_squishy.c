@@ -9,8 +9,10 @@
  *     run batch B back to back (duty = exec = ℓ(B)). What is left over,
  *     r = rate − n·T, is the session's residual load.
  *  2. Residual phase. Each residual alone gets the largest batch b with
- *     b/r + ℓ(b) <= budget, i.e. the longest duty cycle d = b/r it tolerates;
- *     its occupancy is ℓ(b)/d. Residuals are taken by occupancy, highest
+ *     (b−1)/r + ℓ(b) <= budget (the batch's first request waits for the
+ *     other b−1 to arrive) and the duty cycle d = min(budget − ℓ(b), b/r), so
+ *     that the worst case d + ℓ(b) stays within the budget (Nexus's
+ *     ComputeBatchSize); its occupancy is ℓ(b)/d. Residuals are taken by occupancy, highest
  *     first, and merged best-fit onto the residual GPUs opened so far: a merge
  *     runs the GPU at d = min(d_gpu, d_new), every session on it shrinks its
  *     batch to ⌈d·r_i⌉, and it is feasible if Σℓ(b_i) <= d, memory fits and
@@ -23,8 +25,13 @@
  *    what changed. Here we re-pack globally from scratch per the paper's
  *    Algorithm 1, so the same rates give the same plan whatever the history
  *    (and routes may move more between epochs than in the original).
- *  - Residual batches follow the paper's b/r + ℓ(b) <= budget, not the
- *    code's (b−1)/r + ℓ(b); memory counts at each session's actual batch.
+ *  - Residual batches follow the code's (b−1)/r + ℓ(b) <= budget with
+ *    d = min(budget − ℓ(b), b/r), not the paper's b/r + ℓ(b) <= budget with
+ *    d = b/r: the paper's rule makes the feasible load non-monotone (five
+ *    Inception copies at 100 req/s each did not fit one GPU where 120 req/s
+ *    each did: experiments/repro/squishy_nonmonotone.yml). On the paper's toy
+ *    example both give the same packing. Memory counts at each session's
+ *    actual batch.
  *  - After a merge shrinks batches, every throughput (route weight) is
  *    recomputed from the final batch and duty (see step 3 in place()).
  *  - A residual alone never gets a cycle its batch cannot keep up with
@@ -209,15 +216,17 @@ static sq_cfg lone_cfg(const sq *q, int si)
     int top = cap < s->maxb ? (int)cap : s->maxb;
     int b1 = 0;
     for (int b = top; b >= 1; b--) {
-        if (mem(s, b) <= gm && b * 1e6 / s->r + lat(q, s, b) <= s->budget + LAT_EPS_US) {
+        if (mem(s, b) <= gm &&
+            (b - 1) * 1e6 / s->r + lat(q, s, b) <= s->budget + LAT_EPS_US) {
             b1 = b;
             break;
         }
     }
     sq_cfg c = {.s = si, .id = s->id};
-    if (b1 > 0 && lat(q, s, b1) <= b1 * 1e6 / s->r + LAT_EPS_US) {
+    double d1 = b1 > 0 ? NX_MIN(s->budget - lat(q, s, b1), b1 * 1e6 / s->r) : 0;
+    if (b1 > 0 && lat(q, s, b1) <= d1 + LAT_EPS_US) {
         c.b = b1;
-        c.d = b1 * 1e6 / s->r;
+        c.d = d1;
     } else {
         int b = b1 + 1;
         while (b < s->maxb && !(2.0 * lat(q, s, b) <= s->budget + LAT_EPS_US &&

@@ -30,7 +30,8 @@ void nx_batching_list(char *buf, size_t n);
 
 /* ---- load balancing (interface in ops.h) ------------------------------------- */
 
-extern const nx_lb_ops nx_lb_drr_ops, nx_lb_weighted_random_ops, nx_lb_power_of_two_ops;
+extern const nx_lb_ops nx_lb_drr_ops, nx_lb_drr_runs_ops, nx_lb_weighted_random_ops,
+    nx_lb_power_of_two_ops;
 
 const nx_lb_ops *nx_lb_find(const char *name);
 void nx_lb_list(char *buf, size_t n);

@@ -74,6 +74,7 @@ void nx_batching_list(char *buf, size_t n)
 
 static const nx_lb_ops *const lb_table[] = {
     &nx_lb_drr_ops,
+    &nx_lb_drr_runs_ops,
     &nx_lb_weighted_random_ops,
     &nx_lb_power_of_two_ops,
 };

@@ -6,7 +6,8 @@
  * 1e-4 in fp32; 2e-2 with fp16 emulated (weights, inputs and every activation rounded to
  * half precision, compared with PyTorch's fp32). The achieved errors are printed as a table
  * (real/dnn/README.md carries it). The ResNet-50 variant family is checked to share every
- * weight except the final fc, and each variant runs in fp32. A missing model is a failure that
+ * weight except the final fc, and each variant runs in fp32; one variant's prefix (nx_graph_cut)
+ * followed by another's suffix must give the other's output. A missing model is a failure that
  * says to run `make models`. */
 #include <math.h>
 #include <stdlib.h>
@@ -126,6 +127,95 @@ static void test_variants(void)
     }
 }
 
+/* Load name, cut (part 0 none, 1 prefix, 2 suffix) at `at`, prepare for batch 4, init CPU. */
+static int open_part(nx_graph *g, nx_exec **e, const char *name, int part, const char *at,
+                     nx_errbuf *eb)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s.onnx", nx_dt_root(), name);
+    int rc = nx_onnx_load(g, path, eb);
+    if (rc)
+        return rc;
+    if ((part && (rc = nx_graph_cut(g, at, part == 2, eb))) || (rc = nx_graph_prepare(g, 4, eb)) ||
+        (rc = nx_exec_cpu_ops.init(e, g, NX_PREC_FP32, 0, eb)))
+        nx_graph_free(g);
+    return rc;
+}
+
+/* Prefix batching: the prefix of one variant then the suffix of another is that other
+ * variant; prefixes of all variants compute the same features; a cut inside a residual
+ * block is refused. */
+static void test_prefix_suffix(void)
+{
+    char refp[1024], err[256];
+    nx_ref ref;
+    snprintf(refp, sizeof refp, "%s/models/resnet50_v7.ref", nx_dt_root());
+    if (nx_ref_load(&ref, refp, err, sizeof err)) {
+        DT_CHECK(false, "%s (run `make models` first)", err);
+        return;
+    }
+    nx_graph gp, gs, gq;
+    nx_exec *ep, *es, *eq;
+    nx_errbuf eb = {0};
+    int rc = open_part(&gp, &ep, "resnet50_v2", 1, NULL, &eb);
+    DT_CHECK(rc == 0, "%s", eb.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    rc = open_part(&gs, &es, "resnet50_v7", 2, NULL, &eb);
+    DT_CHECK(rc == 0, "%s", eb.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    rc = open_part(&gq, &eq, "resnet50", 1, "auto", &eb);
+    DT_CHECK(rc == 0, "%s", eb.msg);
+    CU_ASSERT_FATAL(rc == 0);
+    DT_INT(gp.t[gp.outputs[0]].dims[1], 2048);
+    DT_INT(gs.t[gs.inputs[0]].dims[1], 2048);
+    DT_CHECK(!strcmp(gp.t[gp.outputs[0]].name, gs.t[gs.inputs[0]].name), "cut at '%s' and '%s'",
+             gp.t[gp.outputs[0]].name, gs.t[gs.inputs[0]].name);
+    for (int c = 0; c < ref.ncases; c++) {
+        const nx_ref_case *k = &ref.cases[c];
+        size_t nf = (size_t)k->batch * 2048;
+        float *feat = malloc(nf * sizeof(float)), *feat2 = malloc(nf * sizeof(float));
+        float *out = malloc(k->out[0].n * sizeof(float));
+        const float *in[1] = {k->in[0].data}, *fin[1] = {feat};
+        DT_INT(nx_exec_cpu_ops.run(ep, k->batch, in, &feat, &eb), 0);
+        DT_INT(nx_exec_cpu_ops.run(eq, k->batch, in, &feat2, &eb), 0);
+        DT_INT(nx_exec_cpu_ops.run(es, k->batch, fin, &out, &eb), 0);
+        double e = nx_norm_err(out, k->out[0].data, k->out[0].n);
+        printf("\n  prefix(resnet50_v2) + suffix(resnet50_v7) at batch %d vs PyTorch's "
+               "resnet50_v7: %.3g; prefixes of resnet50 and _v2 identical: %s", k->batch, e,
+               memcmp(feat, feat2, nf * sizeof(float)) ? "no" : "yes");
+        DT_CHECK(e <= TOL_FP32, "batch %d: normalized error %.3g", k->batch, e);
+        DT_CHECK(!memcmp(feat, feat2, nf * sizeof(float)), "the prefixes differ at batch %d",
+                 k->batch);
+        free(feat);
+        free(feat2);
+        free(out);
+    }
+    nx_exec_cpu_ops.free(ep);
+    nx_exec_cpu_ops.free(es);
+    nx_exec_cpu_ops.free(eq);
+    nx_graph_free(&gp);
+    nx_graph_free(&gs);
+    nx_graph_free(&gq);
+    nx_ref_free(&ref);
+    /* a cut inside a residual block (the downsample branch still reads the block's input) */
+    nx_err_clear(&eb);
+    rc = open_part(&gp, &ep, "resnet50", 2, "/layer1/layer1.0/relu/Relu_output_0", &eb);
+    DT_INT(rc, NX_ERR_CONFIG);
+    DT_HAS(eb.msg, "not a cut point");
+    if (rc == 0) {
+        nx_exec_cpu_ops.free(ep);
+        nx_graph_free(&gp);
+    }
+    nx_err_clear(&eb);
+    rc = open_part(&gp, &ep, "resnet50", 1, "no-such-tensor", &eb);
+    DT_INT(rc, NX_ERR_NOTFOUND);
+    DT_HAS(eb.msg, "no-such-tensor");
+    if (rc == 0) {
+        nx_exec_cpu_ops.free(ep);
+        nx_graph_free(&gp);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -133,7 +223,8 @@ int main(void)
     CU_pSuite su = CU_add_suite("dnn_models", NULL, NULL);
     if (!su || !CU_add_test(su, "zoo models at batch 1 and 4 against PyTorch (CPU fp32, fp16)",
                             test_zoo) ||
-        !CU_add_test(su, "resnet50 variants: shared trunk, own fc, against PyTorch", test_variants)) {
+        !CU_add_test(su, "resnet50 variants: shared trunk, own fc, against PyTorch", test_variants) ||
+        !CU_add_test(su, "prefix and suffix: a shared trunk then a variant's head", test_prefix_suffix)) {
         CU_cleanup_registry();
         return 1;
     }

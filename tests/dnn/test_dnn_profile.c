@@ -105,6 +105,37 @@ static void test_cpu_profile(void)
     free(text);
 }
 
+/* --part suffix: lenet's last layer alone, from its 500 features */
+static void test_suffix_profile(void)
+{
+    char args[2048], out[8192], yml[512];
+    snprintf(yml, sizeof yml, "%s/lenet_fc.yml", tmp);
+    snprintf(args, sizeof args, "%s --part suffix --name lenet_fc --batches 1,8 --reps 3 "
+             "--warmup 1 --out %s", lenet, yml);
+    int st = run(args, out, sizeof out);
+    DT_CHECK(st == 0, "nexus-profile exited %d: %s", st, out);
+    size_t len;
+    char *text = slurp(yml, &len);
+    DT_CHECK(text != NULL, "%s was not written", yml);
+    if (!text)
+        return;
+    nx_profile p;
+    nx_errbuf eb = {0};
+    nx_profile_init(&p);
+    int rc = nx_profile_parse(&p, text, len, yml, &eb);
+    DT_CHECK(rc == 0, "the simulator rejects the profile: %s", eb.msg);
+    if (rc == 0) {
+        DT_CHECK(!strcmp(p.model, "lenet_fc"), "model '%s'", p.model);
+        DT_INT(p.input_ndim, 1);
+        DT_INT(p.input_shape[0], 500);
+        DT_INT(p.npoints, 2);
+        DT_CHECK(p.pre_us == 0 && p.post_us > 0, "pre %g us, post %g us", p.pre_us, p.post_us);
+        DT_HAS(p.provenance, "the suffix of");
+    }
+    nx_profile_free(&p);
+    free(text);
+}
+
 static void test_bad_args(void)
 {
     char args[2048], out[8192];
@@ -115,6 +146,7 @@ static void test_bad_args(void)
         {"--precision fp8 --out /tmp/x.yml", "--precision"},
         {"--gpu abc --out /tmp/x.yml", "--gpu"},
         {"--frob --out /tmp/x.yml", "unknown option '--frob'"},
+        {"--part middle --out /tmp/x.yml", "--part"},
         {"", "--out"},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
@@ -157,6 +189,7 @@ int main(void)
         return 1;
     CU_pSuite su = CU_add_suite("dnn_profile", suite_init, suite_clean);
     if (!su || !CU_add_test(su, "CPU profile of lenet loads in the simulator", test_cpu_profile) ||
+        !CU_add_test(su, "--part suffix: the last layer alone", test_suffix_profile) ||
         !CU_add_test(su, "bad arguments exit 2 naming the option", test_bad_args) ||
         !CU_add_test(su, "--gpu in a build without CUDA", test_gpu_plain_build)) {
         CU_cleanup_registry();

@@ -18,6 +18,8 @@ ap.add_argument("--max-bad", type=float, default=1.0)
 ap.add_argument("--kills", type=int, default=0, help="backend kills expected in real.json")
 ap.add_argument("--rejoined", type=int, default=-1, help="slot that must have registered twice and served")
 ap.add_argument("--keepalive-failure", action="store_true")
+ap.add_argument("--frontend-rejoined", type=int, default=-1,
+                help="frontend slot that must have registered twice and answered queries")
 a = ap.parse_args()
 
 def fail(msg):
@@ -64,6 +66,13 @@ for res, run in zip(summ["results"], real["runs"]):
             fail("%s: backend %d: %d registrations, %d served after restart"
                  % (pol, a.rejoined, b["registrations"], b["served"]))
         print("%s: backend %d re-registered and served %d requests" % (pol, a.rejoined, b["served"]))
+    if a.frontend_rejoined >= 0:
+        fr = [x for x in run["frontends"] if x["slot"] == a.frontend_rejoined][0]
+        if fr["registrations"] < 2 or fr["answered"] <= 0:
+            fail("%s: frontend %d: %d registrations, %d answered after restart"
+                 % (pol, a.frontend_rejoined, fr["registrations"], fr["answered"]))
+        print("%s: frontend %d re-registered and answered %d queries"
+              % (pol, a.frontend_rejoined, fr["answered"]))
     if a.keepalive_failure:
         ka = [f for f in run["failures"] if f["how"] == "keep-alive timeout"]
         if not ka:

@@ -2,7 +2,8 @@
 # e2e.sh — the loopback end-to-end test: nexus-cluster starts a real scheduler,
 # two backends (emulated executors) and a frontend on loopback, waits for each
 # to be ready, replays a short workload through the KServe v2 API, and stops
-# them with SIGTERM (each must exit 0). Every query must be accounted for.
+# them with SIGTERM (each must exit 0). Every query must be accounted for;
+# the same with DAG apps (several model calls per query).
 # Also: every daemon's --help, and bad command lines and files fail cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,4 +29,12 @@ grep -q "backend 0 registered" $T/out/logs/nexus/scheduler.log
 grep -q "backend 1 registered" $T/out/logs/nexus/scheduler.log
 grep -q "frontend 0 registered" $T/out/logs/nexus/scheduler.log
 for l in $T/out/logs/nexus/*.log; do grep -q "stopped" $l || { echo "$l: no clean stop"; exit 1; }; done
+# DAG apps: fan-outs and a join, several model calls per query
+$B/nexus-cluster tests/real/dag.yml --out $T/dag --quiet
+/usr/bin/python3 tests/real/check.py $T/dag --min-ok 400 --max-bad 0.05
+/usr/bin/python3 -c "
+import csv, sys
+calls = [int(r['calls']) for r in csv.DictReader(open('$T/dag/requests.csv')) if r['status'] == 'ok']
+print('e2e: DAG queries made %.2f model calls each on average' % (sum(calls) / len(calls)))
+sys.exit(0 if sum(calls) > 2 * len(calls) else 1)"
 echo "e2e: ok"

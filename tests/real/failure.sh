@@ -5,7 +5,7 @@
 # find it) and resumed at 11.5 s. Required: no query is lost (every one is
 # answered: served, retried elsewhere, or dropped), the scheduler notices both
 # failures and re-plans (the times are printed), and both backends register
-# again and get work.
+# again and get work. Then a frontend is killed and restarted.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${NX_BUILD:-build}/bin
@@ -17,4 +17,9 @@ $B/nexus-cluster tests/real/failure.yml --out $T/out --quiet \
 /usr/bin/python3 tests/real/check.py $T/out --kills 1 --rejoined 1 --keepalive-failure \
     --min-ok 2000
 grep -h "gone\|re-planned" $T/out/logs/nexus/scheduler.log | head -4
+# a frontend killed mid-run and restarted on its address: the queries it held
+# are answered UNAVAILABLE by gRPC (dropped, not lost); it registers again and serves
+$B/nexus-cluster tests/real/e2e.yml --out $T/fe --quiet --kill-frontend 0@1.5 \
+    --restart-frontend 0@2
+/usr/bin/python3 tests/real/check.py $T/fe --frontend-rejoined 0 --min-ok 500
 echo "failure: ok"
