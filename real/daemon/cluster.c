@@ -63,6 +63,7 @@ typedef struct child {
 
 typedef struct hook {
     char what[16];            /* kill, restart, stop, cont */
+    bool frontend;            /* else a backend */
     int slot;
     double at_s;
     cl *c;
@@ -86,7 +87,7 @@ struct cl {
     child ch[MAX_CHILDREN];
     int nch;
     child *sched;
-    child *be[64];
+    child *be[64], *fe[64];
     hook hooks[MAX_HOOKS];
     int nhooks;
     bool interrupted, failed;
@@ -432,38 +433,68 @@ static child *start_backend(cl *c, int slot, bool awaited)
     return ch;
 }
 
+/* A frontend on `listen` (a restarted one takes its old address back, so
+ * clients reconnect to it). */
+static child *start_frontend(cl *c, int slot, const char *listen, bool awaited)
+{
+    argv_b a = {.n = 0};
+    common_args(c, &a, "nexus-frontend");
+    arg(&a, "--scheduler");
+    arg(&a, "%s", c->sched->addr);
+    arg(&a, "--listen");
+    arg(&a, "%s", listen);
+    arg(&a, "--slot");
+    arg(&a, "%d", slot);
+    for (int i = 0; i < c->nfe_args; i++)
+        arg(&a, "%s", c->fe_args[i]);
+    char name[32];
+    snprintf(name, sizeof name, "frontend%d", slot);
+    child *ch = spawn(c, name, slot, a.v, awaited);
+    if (ch && slot < 64)
+        c->fe[slot] = ch;
+    return ch;
+}
+
 static void hook_fire(void *ctx, nx_time now)
 {
     hook *h = ctx;
     cl *c = h->c;
-    child *ch = h->slot < 64 ? c->be[h->slot] : NULL;
+    const char *role = h->frontend ? "frontend" : "backend";
+    child *ch = h->slot < 64 ? (h->frontend ? c->fe : c->be)[h->slot] : NULL;
     h->fired_ns = now;
     if (strcmp(h->what, "restart") == 0) {
-        if (ch && !ch->exited) {
-            nx_log(c->prog, "t=%.1f s: backend %d is still running: not restarted", h->at_s,
-                   h->slot);
+        if (!ch || !ch->exited) {
+            nx_log(c->prog, "t=%.1f s: %s %d is %s: not restarted", h->at_s, role, h->slot,
+                   ch ? "still running" : "unknown");
             return;
         }
-        nx_log(c->prog, "t=%.1f s: restarting backend %d", h->at_s, h->slot);
-        start_backend(c, h->slot, false); /* the run goes on; its log says when it is back */
+        nx_log(c->prog, "t=%.1f s: restarting %s %d", h->at_s, role, h->slot);
+        /* the run goes on; the log says when it is back */
+        if (h->frontend) {
+            char addr[160];
+            snprintf(addr, sizeof addr, "%s", ch->addr);
+            start_frontend(c, h->slot, addr, false);
+        } else {
+            start_backend(c, h->slot, false);
+        }
         return;
     }
     if (!ch || ch->exited) {
-        nx_log(c->prog, "t=%.1f s: backend %d is not running: cannot %s it", h->at_s, h->slot,
+        nx_log(c->prog, "t=%.1f s: %s %d is not running: cannot %s it", h->at_s, role, h->slot,
                h->what);
         return;
     }
     if (strcmp(h->what, "kill") == 0) {
-        nx_log(c->prog, "t=%.1f s: killing backend %d (pid %d) with SIGKILL", h->at_s, h->slot,
+        nx_log(c->prog, "t=%.1f s: killing %s %d (pid %d) with SIGKILL", h->at_s, role, h->slot,
                (int)ch->pid);
         ch->expected_exit = true;
         kill(ch->pid, SIGKILL);
     } else if (strcmp(h->what, "stop") == 0) {
-        nx_log(c->prog, "t=%.1f s: freezing backend %d (SIGSTOP)", h->at_s, h->slot);
+        nx_log(c->prog, "t=%.1f s: freezing %s %d (SIGSTOP)", h->at_s, role, h->slot);
         ch->stopped = true;
         kill(ch->pid, SIGSTOP);
     } else {
-        nx_log(c->prog, "t=%.1f s: resuming backend %d (SIGCONT)", h->at_s, h->slot);
+        nx_log(c->prog, "t=%.1f s: resuming %s %d (SIGCONT)", h->at_s, role, h->slot);
         ch->stopped = false;
         kill(ch->pid, SIGCONT);
     }
@@ -476,6 +507,7 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
     c->failed = false;
     c->waiting = 0;
     memset(c->be, 0, sizeof c->be);
+    memset(c->fe, 0, sizeof c->fe);
     snprintf(c->logdir, sizeof c->logdir, "%s/logs/%s", c->out, c->cat->combo->name);
     char tmp[1200];
     snprintf(tmp, sizeof tmp, "mkdir -p '%s'", c->logdir);
@@ -507,21 +539,8 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
         ok = start_backend(c, b, true) != NULL;
     ok = ok && wait_ready(c);
     child *fes[64];
-    for (int f = 0; ok && f < c->nf; f++) {
-        argv_b fa = {.n = 0};
-        common_args(c, &fa, "nexus-frontend");
-        arg(&fa, "--scheduler");
-        arg(&fa, "%s", c->sched->addr);
-        arg(&fa, "--listen");
-        arg(&fa, "127.0.0.1:0");
-        arg(&fa, "--slot");
-        arg(&fa, "%d", f);
-        for (int i = 0; i < c->nfe_args; i++)
-            arg(&fa, "%s", c->fe_args[i]);
-        char name[32];
-        snprintf(name, sizeof name, "frontend%d", f);
-        ok = (fes[f] = spawn(c, name, f, fa.v, true)) != NULL;
-    }
+    for (int f = 0; ok && f < c->nf; f++)
+        ok = (fes[f] = start_frontend(c, f, "127.0.0.1:0", true)) != NULL;
     ok = ok && wait_ready(c);
     if (ok) {
         const char *addrs[64];
@@ -580,7 +599,8 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
             if (rc == 0 && c->interrupted)
                 failf(c, "interrupted");
             for (int k = 0; k < c->nhooks; k++)
-                if (strcmp(c->hooks[k].what, "kill") == 0 && c->hooks[k].fired_ns &&
+                if (strcmp(c->hooks[k].what, "kill") == 0 && !c->hooks[k].frontend &&
+                    c->hooks[k].fired_ns &&
                     res->nkills < NX_LG_MAX_KILLS) {
                     res->kill_slot[res->nkills] = c->hooks[k].slot;
                     res->kill_ns[res->nkills++] = c->hooks[k].fired_ns;
@@ -604,7 +624,7 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
 
 /* ---- main ------------------------------------------------------------------------------------------- */
 
-static int parse_hook(cl *c, const char *what, const char *s)
+static int parse_hook(cl *c, const char *what, const char *s, bool frontend)
 {
     if (c->nhooks == MAX_HOOKS) {
         fprintf(stderr, "%s: at most %d fault injections\n", c->prog, MAX_HOOKS);
@@ -615,7 +635,8 @@ static int parse_hook(cl *c, const char *what, const char *s)
     double t;
     char num[32];
     if (!at || at - s >= (long)sizeof num) {
-        fprintf(stderr, "%s: --%s-backend: '%s' is not SLOT@SECONDS\n", c->prog, what, s);
+        fprintf(stderr, "%s: --%s-%s: '%s' is not SLOT@SECONDS\n", c->prog, what,
+                frontend ? "frontend" : "backend", s);
         return -1;
     }
     memcpy(num, s, (size_t)(at - s));
@@ -625,6 +646,7 @@ static int parse_hook(cl *c, const char *what, const char *s)
         return -1;
     hook *h = &c->hooks[c->nhooks++];
     snprintf(h->what, sizeof h->what, "%s", what);
+    h->frontend = frontend;
     h->slot = (int)slot;
     h->at_s = t;
     return 0;
@@ -656,6 +678,8 @@ static void usage(FILE *f)
             "  --restart-backend SLOT@T   start it again (it asks for its old slot)\n"
             "  --stop-backend SLOT@T  SIGSTOP it (hung: found by the keep-alive timeout)\n"
             "  --cont-backend SLOT@T  SIGCONT it\n"
+            "  --kill-frontend SLOT@T, --restart-frontend SLOT@T   the same for a frontend (it\n"
+            "                         comes back on its old address)\n"
             "  --run CMD              run CMD (sh -c) instead of the load generator, with\n"
             "                         NEXUS_FRONTENDS, NEXUS_SCHEDULER, NEXUS_OUT set\n"
             "  --ready-timeout S      readiness wait per step (default 30)\n"
@@ -686,7 +710,8 @@ int main(int argc, char **argv)
         {"frontends", 1, 0, 'f'}, {"scale", 1, 0, 's'}, {"seed", 1, 0, 'e'},
         {"executor", 1, 0, 'x'}, {"models", 1, 0, 'm'}, {"payload", 1, 0, 'y'},
         {"keepalive", 1, 0, 'k'}, {"timeout", 1, 0, 't'}, {"kill-backend", 1, 0, 'K'},
-        {"restart-backend", 1, 0, 'R'}, {"stop-backend", 1, 0, 'T'}, {"cont-backend", 1, 0, 'C'},
+        {"restart-backend", 1, 0, 'R'}, {"kill-frontend", 1, 0, 'k' + 256},
+        {"restart-frontend", 1, 0, 'r' + 256}, {"stop-backend", 1, 0, 'T'}, {"cont-backend", 1, 0, 'C'},
         {"run", 1, 0, 'c'}, {"ready-timeout", 1, 0, 'r'}, {"bin", 1, 0, 'B'},
         {"no-requests", 0, 0, 'N'}, {"quiet", 0, 0, 'q'}, {"backend-arg", 1, 0, 'A'},
         {"frontend-arg", 1, 0, 'F'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
@@ -707,10 +732,12 @@ int main(int argc, char **argv)
         case 'y': bad = nx_cli_long(c->prog, "--payload", optarg, 0, 1 << 24, &v); c->payload = (int)v; break;
         case 'k': bad = nx_cli_double(c->prog, "--keepalive", optarg, 0.01, 60, &c->keepalive); break;
         case 't': bad = nx_cli_double(c->prog, "--timeout", optarg, 0.05, 600, &c->timeout); break;
-        case 'K': bad = parse_hook(c, "kill", optarg); break;
-        case 'R': bad = parse_hook(c, "restart", optarg); break;
-        case 'T': bad = parse_hook(c, "stop", optarg); break;
-        case 'C': bad = parse_hook(c, "cont", optarg); break;
+        case 'K': bad = parse_hook(c, "kill", optarg, false); break;
+        case 'R': bad = parse_hook(c, "restart", optarg, false); break;
+        case 'k' + 256: bad = parse_hook(c, "kill", optarg, true); break;
+        case 'r' + 256: bad = parse_hook(c, "restart", optarg, true); break;
+        case 'T': bad = parse_hook(c, "stop", optarg, false); break;
+        case 'C': bad = parse_hook(c, "cont", optarg, false); break;
         case 'c': c->run_cmd = optarg; break;
         case 'r': bad = nx_cli_double(c->prog, "--ready-timeout", optarg, 0.1, 3600, &c->ready_timeout); break;
         case 'B': bin = optarg; break;
@@ -781,10 +808,10 @@ int main(int argc, char **argv)
         const nx_failure *f = &probe.x.failures[i];
         char spec[64];
         snprintf(spec, sizeof spec, "%d@%.6f", f->gpu, f->at_s);
-        if (parse_hook(c, "kill", spec) < 0)
+        if (parse_hook(c, "kill", spec, false) < 0)
             rc = NX_ERR_INVAL;
         snprintf(spec, sizeof spec, "%d@%.6f", f->gpu, f->at_s + f->down_s);
-        if (rc == 0 && f->down_s > 0 && parse_hook(c, "restart", spec) < 0)
+        if (rc == 0 && f->down_s > 0 && parse_hook(c, "restart", spec, false) < 0)
             rc = NX_ERR_INVAL;
     }
     nx_loop_on_signal(c->loop, on_signal, c);

@@ -200,6 +200,12 @@ static void status_final(void *ctx, int code, const char *why, ProtobufCMessage 
         if (nd->kind == NEXUS__NODE_KIND__NODE_BACKEND && nd->slot >= 0 && nd->slot < maxb) {
             res->registrations[nd->slot] = nd->registrations;
             res->served[nd->slot] = nd->served;
+        } else if (nd->kind == NEXUS__NODE_KIND__NODE_FRONTEND && nd->slot >= 0 &&
+                   nd->slot < NX_LG_MAX_FRONTENDS) {
+            res->fe_registrations[nd->slot] = nd->registrations;
+            res->fe_answered[nd->slot] = nd->served;
+            if (nd->slot >= res->nfe_slots)
+                res->nfe_slots = nd->slot + 1;
         }
     }
     finish(g);
@@ -829,6 +835,11 @@ int nx_loadgen_write_json(const char *dir, const nx_catalog *cat,
         for (int b = 0; b < r->nslots; b++)
             fprintf(f, "%s{\"slot\": %d, \"registrations\": %d, \"served\": %llu}", b ? ", " : "",
                     b, r->registrations[b], (unsigned long long)r->served[b]);
+        fprintf(f, "],\n      \"frontends\": [");
+        for (int k2 = 0; k2 < r->nfe_slots; k2++)
+            fprintf(f, "%s{\"slot\": %d, \"registrations\": %d, \"answered\": %llu}",
+                    k2 ? ", " : "", k2, r->fe_registrations[k2],
+                    (unsigned long long)r->fe_answered[k2]);
         fprintf(f, "]\n    }");
     }
     fprintf(f, "\n  ]\n}\n");

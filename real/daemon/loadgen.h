@@ -70,6 +70,10 @@ typedef struct nx_loadgen_result {
     int *registrations;       /* per backend slot (max_backends entries) */
     uint64_t *served;         /* per backend slot, from its last keep-alive */
     int nslots;
+#define NX_LG_MAX_FRONTENDS 64
+    int fe_registrations[NX_LG_MAX_FRONTENDS];   /* per frontend slot */
+    uint64_t fe_answered[NX_LG_MAX_FRONTENDS];   /* queries answered, its last keep-alive */
+    int nfe_slots;
     double wall_s;
     /* filled by the caller that killed backends (nexus-cluster), for real.json */
 #define NX_LG_MAX_KILLS 16
