@@ -9,10 +9,8 @@
  *     run batch B back to back (duty = exec = ℓ(B)). What is left over,
  *     r = rate − n·T, is the session's residual load.
  *  2. Residual phase. Each residual alone gets the largest batch b with
- *     (b−1)/r + ℓ(b) <= budget (the batch's first request waits for the
- *     other b−1 to arrive) and the duty cycle d = min(budget − ℓ(b), b/r), so
- *     that the worst case d + ℓ(b) stays within the budget (Nexus's
- *     ComputeBatchSize); its occupancy is ℓ(b)/d. Residuals are taken by occupancy, highest
+ *     b/r + ℓ(b) <= budget, i.e. the longest duty cycle d = b/r it tolerates;
+ *     its occupancy is ℓ(b)/d. Residuals are taken by occupancy, highest
  *     first, and merged best-fit onto the residual GPUs opened so far: a merge
  *     runs the GPU at d = min(d_gpu, d_new), every session on it shrinks its
  *     batch to ⌈d·r_i⌉, and it is feasible if Σℓ(b_i) <= d, memory fits and
@@ -25,13 +23,16 @@
  *    what changed. Here we re-pack globally from scratch per the paper's
  *    Algorithm 1, so the same rates give the same plan whatever the history
  *    (and routes may move more between epochs than in the original).
- *  - Residual batches follow the code's (b−1)/r + ℓ(b) <= budget with
- *    d = min(budget − ℓ(b), b/r), not the paper's b/r + ℓ(b) <= budget with
- *    d = b/r: the paper's rule makes the feasible load non-monotone (five
- *    Inception copies at 100 req/s each did not fit one GPU where 120 req/s
- *    each did: experiments/repro/squishy_nonmonotone.yml). On the paper's toy
- *    example both give the same packing. Memory counts at each session's
- *    actual batch.
+ *  - Residual batches follow the paper's b/r + ℓ(b) <= budget, not the
+ *    code's (b−1)/r + ℓ(b) <= budget with d = min(budget − ℓ(b), b/r);
+ *    memory counts at each session's actual batch. The code's rule uses all
+ *    of the SLO (d + ℓ(b) = budget), which under Poisson arrivals leaves no
+ *    room for a cycle with more arrivals than the batch: tried here, it
+ *    packed the demo's 44 sessions onto one GPU and its throughput at 1 %
+ *    bad fell from ~75,000 to 5,600 queries/s. The paper's rule has a known
+ *    cost: the feasible load is not monotone in the rate (five Inception
+ *    copies at 100 req/s each do not fit one GPU where 120 req/s each do:
+ *    experiments/repro/squishy_nonmonotone.yml).
  *  - After a merge shrinks batches, every throughput (route weight) is
  *    recomputed from the final batch and duty (see step 3 in place()).
  *  - A residual alone never gets a cycle its batch cannot keep up with
@@ -216,17 +217,15 @@ static sq_cfg lone_cfg(const sq *q, int si)
     int top = cap < s->maxb ? (int)cap : s->maxb;
     int b1 = 0;
     for (int b = top; b >= 1; b--) {
-        if (mem(s, b) <= gm &&
-            (b - 1) * 1e6 / s->r + lat(q, s, b) <= s->budget + LAT_EPS_US) {
+        if (mem(s, b) <= gm && b * 1e6 / s->r + lat(q, s, b) <= s->budget + LAT_EPS_US) {
             b1 = b;
             break;
         }
     }
     sq_cfg c = {.s = si, .id = s->id};
-    double d1 = b1 > 0 ? NX_MIN(s->budget - lat(q, s, b1), b1 * 1e6 / s->r) : 0;
-    if (b1 > 0 && lat(q, s, b1) <= d1 + LAT_EPS_US) {
+    if (b1 > 0 && lat(q, s, b1) <= b1 * 1e6 / s->r + LAT_EPS_US) {
         c.b = b1;
-        c.d = d1;
+        c.d = b1 * 1e6 / s->r;
     } else {
         int b = b1 + 1;
         while (b < s->maxb && !(2.0 * lat(q, s, b) <= s->budget + LAT_EPS_US &&
