@@ -8,6 +8,7 @@
  *  - semantics pinned down below ("Operator semantics"), nx_onnx_load() (from a file),
  *    nx_graph_infer() (shape inference, also run by prepare), nx_graph_dump().
  *  - nx_exec_ops.device (appended, optional): the device's name, for nexus-profile.
+ *  - nx_graph_cut(): a model's prefix or suffix (prefix batching; nexus-profile --part).
  * changed (CUDA side, additive only):
  *  - nx_exec_ops.bench appended (optional, NULL for the CPU): device-only timing of a batch,
  *    the inputs already on the GPU (CUDA-graph replays bracketed by events), which is what
@@ -182,6 +183,14 @@ int nx_graph_prepare(nx_graph *g, int max_batch, nx_errbuf *eb);
 /* Shape inference of node i's outputs from its inputs (the importer runs it node by node,
  * prepare runs it over every live node). NX_ERR_CONFIG names the node on a mismatch. */
 int nx_graph_infer(nx_graph *g, int node, nx_errbuf *eb);
+
+/* Keep only the part of the model before (prefix) or after (suffix) activation `tensor`
+ * (its name; NULL, "" or "auto": the data input of the last node, e.g. a classifier's
+ * features): the prefix's only output, or the suffix's only input, becomes that tensor. For
+ * prefix batching: models that share a trunk run its prefix once, then each its suffix. Call
+ * before nx_graph_prepare. NX_ERR_NOTFOUND for an unknown tensor, NX_ERR_CONFIG when the
+ * suffix would need another tensor from before the cut (a skip connection). */
+int nx_graph_cut(nx_graph *g, const char *tensor, bool suffix, nx_errbuf *eb);
 
 /* A readable listing of the live graph (one line per node: op, name, act, output shape). */
 void nx_graph_dump(const nx_graph *g, FILE *f);

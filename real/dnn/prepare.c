@@ -295,6 +295,70 @@ static void plan_buffers(nx_graph *g)
     free(b);
 }
 
+int nx_graph_cut(nx_graph *g, const char *tensor, bool suffix, nx_errbuf *eb)
+{
+    int t = -1;
+    if (!tensor || !tensor[0] || !strcmp(tensor, "auto")) {
+        for (int i = g->nn - 1; i >= 0 && t < 0; i--)
+            if (!g->n[i].dead)
+                t = g->n[i].inputs[0];
+    } else {
+        for (int i = 0; i < g->nt && t < 0; i++)
+            if (!g->t[i].is_const && !strcmp(g->t[i].name, tensor))
+                t = i;
+    }
+    const char *gname = g->name ? g->name : "model";
+    if (t < 0 || g->t[t].is_const || g->t[t].is_input || producer(g, t) < 0) {
+        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: no tensor '%s' computed by the model to cut at",
+                   gname, tensor && tensor[0] ? tensor : "auto");
+        return NX_ERR_NOTFOUND;
+    }
+    if (!suffix) {
+        /* the prefix: t is the only output; what only fed the old outputs dies */
+        for (int k = 0; k < g->noutputs; k++)
+            g->t[g->outputs[k]].is_output = false;
+        g->outputs[0] = t;
+        g->noutputs = 1;
+        g->t[t].is_output = true;
+        remove_dead(g);
+        return 0;
+    }
+    /* the suffix: t is the only input; nodes that need anything computed before it die, and
+     * every output must still be computable */
+    bool *avail = nx_calloc((size_t)g->nt, sizeof *avail);
+    for (int i = 0; i < g->nt; i++)
+        avail[i] = g->t[i].is_const;
+    avail[t] = true;
+    for (int i = 0; i < g->nn; i++) {
+        nx_node *n = &g->n[i];
+        if (n->dead)
+            continue;
+        bool ok = n->outputs[0] != t;
+        for (int k = 0; k < n->ninputs && ok; k++)
+            ok = n->inputs[k] < 0 || avail[n->inputs[k]];
+        if (ok)
+            avail[n->outputs[0]] = true;
+        else
+            n->dead = true;
+    }
+    for (int k = 0; k < g->noutputs; k++)
+        if (!avail[g->outputs[k]]) {
+            nx_err_set(eb, NX_ERR_CONFIG, "%s: output '%s' also depends on tensors computed "
+                       "before '%s' (not a cut point)", gname, g->t[g->outputs[k]].name,
+                       g->t[t].name);
+            free(avail);
+            return NX_ERR_CONFIG;
+        }
+    free(avail);
+    for (int k = 0; k < g->ninputs; k++)
+        g->t[g->inputs[k]].is_input = false;
+    g->inputs[0] = t;
+    g->ninputs = 1;
+    g->t[t].is_input = true;
+    remove_dead(g);
+    return 0;
+}
+
 int nx_graph_prepare(nx_graph *g, int max_batch, nx_errbuf *eb)
 {
     if (max_batch < 1 || max_batch > (1 << 20)) {

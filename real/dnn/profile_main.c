@@ -31,6 +31,8 @@
 
 typedef struct opts {
     const char *model, *out, *name, *gpu_name;
+    int part;            /* 0 the whole model, 1 its prefix, 2 its suffix (nx_graph_cut) */
+    const char *split;   /* the tensor to cut at (NULL: auto) */
     bool gpu;
     int device;
     nx_precision prec;
@@ -59,6 +61,9 @@ static void usage(FILE *f)
             "  --out FILE       the profile to write (YAML)\n"
             "  --name NAME      model name in the profile (default: the file name without .onnx)\n"
             "  --gpu-name NAME  the profile's gpu field (default: from the device's name; CPU: cpu)\n"
+            "  --part P         full (default), prefix or suffix: the model before or after --split\n"
+            "                   (prefix batching: the shared trunk and a variant's own last layers)\n"
+            "  --split TENSOR   where --part cuts (default: the input of the last node)\n"
             "  --warmup N       untimed passes per batch size (default 3)\n"
             "  --reps N         timed passes per batch size (default 20)\n"
             "  --budget S       stop a batch size's timed passes after S seconds, at least 3 (default 30)\n"
@@ -150,6 +155,21 @@ static int parse_args(int argc, char **argv, opts *o)
         } else if (!strcmp(a, "--name")) {
             NEED_ARG;
             o->name = v;
+        } else if (!strcmp(a, "--part")) {
+            NEED_ARG;
+            if (!strcmp(v, "full"))
+                o->part = 0;
+            else if (!strcmp(v, "prefix"))
+                o->part = 1;
+            else if (!strcmp(v, "suffix"))
+                o->part = 2;
+            else {
+                fprintf(stderr, "nexus-profile: --part must be full, prefix or suffix, not '%s'\n", v);
+                return -1;
+            }
+        } else if (!strcmp(a, "--split")) {
+            NEED_ARG;
+            o->split = v;
         } else if (!strcmp(a, "--gpu-name")) {
             NEED_ARG;
             o->gpu_name = v;
@@ -289,9 +309,14 @@ static int measure_pre(const nx_graph *g, double *us, char *what, size_t n, nx_e
     return rc;
 }
 
-static void measure_post(const nx_graph *g, double *us, char *what, size_t n)
+static void measure_post(const nx_graph *g, bool prefix, double *us, char *what, size_t n)
 {
     const nx_tensor *o0 = &g->t[g->outputs[0]];
+    if (prefix) {
+        *us = 0;
+        snprintf(what, n, "none (a prefix: its suffixes post-process)");
+        return;
+    }
     uint32_t rng = 777;
 #define RND() ((rng = rng * 1664525u + 1013904223u), (float)(rng >> 8) / 16777216.0f - 0.5f)
     if (g->noutputs == 1 && o0->ndim == 2) {
@@ -446,7 +471,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "nexus-profile: %s\n", eb.msg);
         return 1;
     }
-    char name[64];
+    char name[64], part_what[400] = "";
+    if (o.part && nx_graph_cut(&g, o.split, o.part == 2, &eb)) {
+        fprintf(stderr, "nexus-profile: %s: %s\n", o.model, eb.msg);
+        nx_graph_free(&g);
+        return 1;
+    }
+    if (o.part) {
+        const nx_tensor *cut = &g.t[o.part == 1 ? g.outputs[0] : g.inputs[0]];
+        snprintf(part_what, sizeof part_what, "; the %s of %s %s tensor '%s'",
+                 o.part == 1 ? "prefix" : "suffix", o.model, o.part == 1 ? "up to" : "from",
+                 cut->name);
+    }
     if (o.name) {
         snprintf(name, sizeof name, "%s", o.name);
     } else {
@@ -454,7 +490,8 @@ int main(int argc, char **argv)
         size_t l = strlen(base);
         if (l > 5 && !strcmp(base + l - 5, ".onnx"))
             l -= 5;
-        snprintf(name, sizeof name, "%.*s", (int)l, base);
+        snprintf(name, sizeof name, "%.*s%s", (int)NX_MIN(l, 40), base,
+                 o.part == 1 ? "_prefix" : o.part == 2 ? "_suffix" : "");
     }
     session s = {.o = &o, .ops = o.gpu ? &nx_exec_cuda_ops : &nx_exec_cpu_ops, .g = &g};
     int rc = 0;
@@ -519,7 +556,7 @@ int main(int argc, char **argv)
         nx_graph_free(&g);
         return 1;
     }
-    measure_post(&g, &post_us, post_what, sizeof post_what);
+    measure_post(&g, o.part == 1, &post_us, post_what, sizeof post_what);
     point *pts = nx_calloc((size_t)fit + 1, sizeof *pts);
     double *us = nx_malloc((size_t)(o.reps + 1) * sizeof *us);
     int npts = 0;
@@ -584,13 +621,13 @@ int main(int argc, char **argv)
              "up to %d timed passes (%s), mean and sample std; mem_mb: the executor's reserved "
              "memory (weights, activation buffers, workspace) loaded for batch 1 (%.1f MB) and "
              "for batch %d (%.1f MB), linear between; largest batch that fits: %s%d; "
-             "preprocess: %s; postprocess: %s",
+             "preprocess: %s; postprocess: %s%s",
              device, s.ops->name, prec, date, o.warmup, o.reps,
              s.ops->bench ? "device time of the executor's bench: inputs on the device"
                           : "wall time of run(): host input to host output",
              mem1 / 1048576.0, bmax, memmax / 1048576.0,
              fit == o.nbatches - 1 ? "every requested batch, up to " : "", bmax, pre_what,
-             post_what);
+             post_what, part_what);
     fprintf(f, "# %s %s on %s\n# written by nexus-profile on %s; do not edit by hand.\n", name,
             prec, device, date);
     fprintf(f, "model: %s\ngpu: %s\nprecision: %s\ninput_shape: [", name, gpu, prec);
