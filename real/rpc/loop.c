@@ -1,14 +1,15 @@
 /* loop.c — a daemon's event loop (see loop.h): epoll over an eventfd (the
- * cross-thread mailbox), a timerfd (the earliest engine timer), a signalfd
- * (SIGTERM, SIGINT, SIGCHLD) and whatever fds the daemon watches.
+ * cross-thread mailbox), a signalfd (SIGTERM, SIGINT, SIGCHLD) and whatever
+ * fds the daemon watches, with the earliest engine timer as epoll_pwait2's
+ * nanosecond timeout (or, on kernels without it, a timerfd re-armed only when
+ * the earliest deadline changes).
  *
  * One iteration: fire every timer that is due (in (time, seq) order), run the
  * posts taken from the mailbox in the order they were posted, run the
- * deferred posts, then sleep in epoll_wait until an fd is ready. The timerfd
- * is re-armed only when the earliest deadline changes. The mailbox is a
- * mutex-protected intrusive list; a poster writes the eventfd only when the
- * list goes from empty to non-empty, so a burst of completions costs one
- * wake-up. */
+ * deferred posts, then sleep until an fd is ready or the next timer is due.
+ * The mailbox is a mutex-protected intrusive list; a poster writes the
+ * eventfd only when the loop is asleep and nobody has woken it yet, so a busy
+ * loop takes posts without a system call and a burst costs one wake-up. */
 #include "loop.h"
 
 #include <errno.h>
@@ -39,10 +40,12 @@ struct nx_loop {
     size_t n, cap;
     uint64_t seq;
     nx_time armed;           /* what the timerfd is armed for; NX_TIME_NEVER: disarmed */
+    bool pwait2;             /* epoll_pwait2 works: timers need no timerfd */
     /* mailbox (any thread) */
     pthread_mutex_t mu;
     nx_post *head, *tail;
-    bool signalled;
+    bool sleeping;           /* in epoll: a post must write the eventfd */
+    bool signalled;          /* the eventfd was written since the loop last read it */
     /* deferred (loop thread) */
     nx_post *dhead, *dtail;
     watcher *watchers;
@@ -143,8 +146,9 @@ void nx_loop_post(nx_loop *l, nx_post *p)
     else
         l->head = p;
     l->tail = p;
-    bool wake = !l->signalled;
-    l->signalled = true;
+    bool wake = l->sleeping && !l->signalled;
+    if (wake)
+        l->signalled = true;
     pthread_mutex_unlock(&l->mu);
     if (wake) {
         uint64_t one = 1;
@@ -167,15 +171,9 @@ void nx_loop_defer(nx_loop *l, nx_post *p)
 
 static void run_mailbox(nx_loop *l)
 {
-    uint64_t v;
-    ssize_t r;
-    do
-        r = read(l->evfd, &v, sizeof v);
-    while (r < 0 && errno == EINTR);
     pthread_mutex_lock(&l->mu);
     nx_post *p = l->head;
     l->head = l->tail = NULL;
-    l->signalled = false;
     pthread_mutex_unlock(&l->mu);
     while (p) {
         nx_post *next = p->next;
@@ -232,9 +230,35 @@ static void arm_timerfd(nx_loop *l)
 
 static void on_evfd(void *ctx, int fd, uint32_t events)
 {
-    (void)fd;
     (void)events;
-    run_mailbox(ctx);
+    nx_loop *l = ctx;
+    uint64_t v;
+    ssize_t r;
+    do
+        r = read(fd, &v, sizeof v);
+    while (r < 0 && errno == EINTR);
+    pthread_mutex_lock(&l->mu);
+    l->signalled = false;
+    pthread_mutex_unlock(&l->mu);
+    run_mailbox(l);
+}
+
+/* Before sleeping: false if posts arrived (run them instead); else the loop
+ * is marked asleep, so the next post wakes it. */
+static bool may_sleep(nx_loop *l)
+{
+    pthread_mutex_lock(&l->mu);
+    bool empty = l->head == NULL;
+    l->sleeping = empty;
+    pthread_mutex_unlock(&l->mu);
+    return empty;
+}
+
+static void awake(nx_loop *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->sleeping = false;
+    pthread_mutex_unlock(&l->mu);
 }
 
 static void on_tfd(void *ctx, int fd, uint32_t events)
@@ -346,6 +370,9 @@ int nx_loop_init(nx_loop **out, nx_errbuf *eb)
         nx_loop_free(l);
         return NX_ERR_IO;
     }
+    struct epoll_event ev;
+    struct timespec zero = {0, 0};
+    l->pwait2 = epoll_pwait2(l->epfd, &ev, 1, &zero, NULL) >= 0;
     *out = l;
     return 0;
 }
@@ -376,11 +403,29 @@ int nx_loop_run(nx_loop *l)
     while (!l->stop) {
         l->st.iterations++;
         fire_due(l);
+        run_mailbox(l);
         run_deferred(l);
         if (l->stop)
             break;
-        arm_timerfd(l);
-        int n = epoll_wait(l->epfd, evs, 32, -1);
+        if (!may_sleep(l))
+            continue;
+        int n;
+        if (l->pwait2) {
+            struct timespec ts, *tp = NULL;
+            if (l->n > 0) {
+                nx_time d = l->heap[0]->time - nx_loop_now(l);
+                if (d < 0)
+                    d = 0;
+                ts.tv_sec = d / 1000000000;
+                ts.tv_nsec = d % 1000000000;
+                tp = &ts;
+            }
+            n = epoll_pwait2(l->epfd, evs, 32, tp, NULL);
+        } else {
+            arm_timerfd(l);
+            n = epoll_wait(l->epfd, evs, 32, -1);
+        }
+        awake(l);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -1,7 +1,9 @@
 #!/bin/bash
 # bench.sh — `make bench` for the real cluster mode:
 #  1. the backend's CPU cost per request under the emulated executor
-#     (nexus-rpcbench against a real nexus-backend; goal <= 20 us);
+#     (nexus-rpcbench against a real nexus-backend; goal <= 20 us), with many,
+#     a few and one request outstanding: the cost is per message and per
+#     batch, so it falls as load grows;
 #  2. the end-to-end latency a loopback cluster adds over the executor's time
 #     at p50 and p99 (client send -> answer, minus the batch's executor time),
 #     at a light load (tests/real/e2e.yml, nexus-cluster).
@@ -17,9 +19,11 @@ SCHED=$READY
 start backend $B/nexus-backend $E --scheduler $SCHED
 BE=$READY
 BEPID=$LASTPID
-for batch in 64 8; do
-    echo -n "batch <= $batch per message: "
-    $B/nexus-rpcbench --backend $BE --pid $BEPID --requests 200000 --window 1024 --batch $batch
+# many requests outstanding (a loaded frontend), a few, one (ping-pong)
+for wbn in "1024 64 200000" "16 16 20000" "1 1 10000"; do
+    set -- $wbn
+    echo -n "$1 outstanding, <= $2 per message: "
+    $B/nexus-rpcbench --backend $BE --pid $BEPID --requests $3 --warmup 2000 --window $1 --batch $2
 done
 stop_all
 $B/nexus-cluster tests/real/e2e.yml --out $T/e2e --quiet --no-requests 2>/dev/null
