@@ -17,7 +17,8 @@
  * No process-wide flag or global is needed for signals.
  *
  * Time is CLOCK_MONOTONIC in nanoseconds (nx_time), the same clock in every
- * process of a host. */
+ * process of a host. Timers sleep in epoll_pwait2 (Linux 5.11); on older
+ * kernels, or with NX_LOOP_TIMERFD=1 in the environment, in a timerfd. */
 #ifndef NX_LOOP_H
 #define NX_LOOP_H
 

@@ -65,6 +65,14 @@ static void test_loop_timers(void)
     nx_loop_free(l);
 }
 
+/* The same through the timerfd fallback (kernels without epoll_pwait2). */
+static void test_loop_timers_timerfd(void)
+{
+    setenv("NX_LOOP_TIMERFD", "1", 1);
+    test_loop_timers();
+    unsetenv("NX_LOOP_TIMERFD");
+}
+
 typedef struct poster {
     nx_loop *l;
     nx_post posts[1000];
@@ -623,6 +631,7 @@ int main(void)
         return 1;
     CU_pSuite su = CU_add_suite("real", NULL, NULL);
     if (!su || !CU_add_test(su, "loop: timers in (time, seq) order, cancel", test_loop_timers) ||
+        !CU_add_test(su, "loop: the same with a timerfd", test_loop_timers_timerfd) ||
         !CU_add_test(su, "loop: posts from a thread, SIGTERM", test_loop_posts_and_signals) ||
         !CU_add_test(su, "rpc: unary calls, bad and oversized requests, deadlines",
                      test_rpc_unary) ||
