@@ -66,21 +66,34 @@ void nx_cpu_depthwise(const float *x, float *y, const float *w, const float *bia
             float *yo = y + ((size_t)b * c + ch) * (size_t)oh * ow;
             const float *wk = w + (size_t)ch * kh * kw;
             float b0 = bias ? bias[ch] : 0.0f;
-            for (int oy = 0; oy < oh; oy++)
-                for (int ox = 0; ox < ow; ox++) {
-                    float acc = 0.0f;
-                    for (int ky = 0; ky < kh; ky++) {
-                        int iy = oy * sh - pt + ky * dh;
-                        if (iy < 0 || iy >= h)
-                            continue;
-                        for (int kx = 0; kx < kw; kx++) {
-                            int ix = ox * sw - pl + kx * dw;
-                            if (ix >= 0 && ix < wd)
-                                acc += xi[iy * wd + ix] * wk[ky * kw + kx];
-                        }
+            /* row by row: each tap adds a weighted input row segment to the output row (the
+             * same summation order per pixel as a tap loop per pixel) */
+            for (int oy = 0; oy < oh; oy++) {
+                float *yr = yo + (size_t)oy * ow;
+                for (int ox = 0; ox < ow; ox++)
+                    yr[ox] = 0.0f;
+                for (int ky = 0; ky < kh; ky++) {
+                    int iy = oy * sh - pt + ky * dh;
+                    if (iy < 0 || iy >= h)
+                        continue;
+                    const float *xr = xi + (size_t)iy * wd;
+                    for (int kx = 0; kx < kw; kx++) {
+                        float wv = wk[ky * kw + kx];
+                        int off = kx * dw - pl;   /* input column of output column 0 */
+                        int lo = off < 0 ? (-off + sw - 1) / sw : 0;
+                        int hi = off < wd ? (wd - 1 - off) / sw + 1 : 0;
+                        hi = hi < ow ? hi : ow;
+                        if (sw == 1)
+                            for (int ox = lo; ox < hi; ox++)
+                                yr[ox] += xr[ox + off] * wv;
+                        else
+                            for (int ox = lo; ox < hi; ox++)
+                                yr[ox] += xr[ox * sw + off] * wv;
                     }
-                    yo[oy * ow + ox] = act(acc + b0, epi->act, epi->lo, epi->hi);
                 }
+                for (int ox = 0; ox < ow; ox++)
+                    yr[ox] = act(yr[ox] + b0, epi->act, epi->lo, epi->hi);
+            }
         }
 }
 

@@ -63,25 +63,37 @@ static char *slurp(const char *path, size_t *len)
     return s;
 }
 
-static void test_cpu_profile(void)
+/* Run nexus-profile with `opts` on lenet into tmp/file, load the result with the simulator's
+ * parser into p (print it when show). 0, or -1 after reporting the failure. */
+static int profile_lenet(const char *opts, const char *file, bool show, nx_profile *p)
 {
     char args[2048], out[8192], yml[512];
-    snprintf(yml, sizeof yml, "%s/lenet.yml", tmp);
-    snprintf(args, sizeof args, "%s --cpu --precision fp32 --batches 1-3,5 --reps 3 --warmup 1 "
-             "--out %s", lenet, yml);
+    snprintf(yml, sizeof yml, "%s/%s", tmp, file);
+    snprintf(args, sizeof args, "%s %s --out %s", lenet, opts, yml);
     int st = run(args, out, sizeof out);
     DT_CHECK(st == 0, "nexus-profile exited %d: %s", st, out);
     size_t len;
     char *text = slurp(yml, &len);
     DT_CHECK(text != NULL, "%s was not written", yml);
     if (!text)
-        return;
-    printf("\n%s", text);
-    nx_profile p;
+        return -1;
+    if (show)
+        printf("\n%s", text);
     nx_errbuf eb = {0};
-    nx_profile_init(&p);
-    int rc = nx_profile_parse(&p, text, len, yml, &eb);
+    nx_profile_init(p);
+    int rc = nx_profile_parse(p, text, len, yml, &eb);
     DT_CHECK(rc == 0, "the simulator rejects the profile: %s", eb.msg);
+    free(text);
+    if (rc)
+        nx_profile_free(p);
+    return rc ? -1 : 0;
+}
+
+static void test_cpu_profile(void)
+{
+    nx_profile p;
+    int rc = profile_lenet("--cpu --precision fp32 --batches 1-3,5 --reps 3 --warmup 1",
+                           "lenet.yml", true, &p);
     if (rc == 0) {
         DT_CHECK(!strcmp(p.model, "lenet"), "model '%s'", p.model);
         DT_CHECK(!strcmp(p.gpu, "cpu"), "gpu '%s'", p.gpu);
@@ -100,30 +112,16 @@ static void test_cpu_profile(void)
         DT_CHECK(p.provenance && strstr(p.provenance, "nexus-profile"), "provenance '%s'",
                  p.provenance ? p.provenance : "");
         DT_INT(p.max_batch, 5);
+        nx_profile_free(&p);
     }
-    nx_profile_free(&p);
-    free(text);
 }
 
 /* --part suffix: lenet's last layer alone, from its 500 features */
 static void test_suffix_profile(void)
 {
-    char args[2048], out[8192], yml[512];
-    snprintf(yml, sizeof yml, "%s/lenet_fc.yml", tmp);
-    snprintf(args, sizeof args, "%s --part suffix --name lenet_fc --batches 1,8 --reps 3 "
-             "--warmup 1 --out %s", lenet, yml);
-    int st = run(args, out, sizeof out);
-    DT_CHECK(st == 0, "nexus-profile exited %d: %s", st, out);
-    size_t len;
-    char *text = slurp(yml, &len);
-    DT_CHECK(text != NULL, "%s was not written", yml);
-    if (!text)
-        return;
     nx_profile p;
-    nx_errbuf eb = {0};
-    nx_profile_init(&p);
-    int rc = nx_profile_parse(&p, text, len, yml, &eb);
-    DT_CHECK(rc == 0, "the simulator rejects the profile: %s", eb.msg);
+    int rc = profile_lenet("--part suffix --name lenet_fc --batches 1,8 --reps 3 --warmup 1",
+                           "lenet_fc.yml", false, &p);
     if (rc == 0) {
         DT_CHECK(!strcmp(p.model, "lenet_fc"), "model '%s'", p.model);
         DT_INT(p.input_ndim, 1);
@@ -131,9 +129,8 @@ static void test_suffix_profile(void)
         DT_INT(p.npoints, 2);
         DT_CHECK(p.pre_us == 0 && p.post_us > 0, "pre %g us, post %g us", p.pre_us, p.post_us);
         DT_HAS(p.provenance, "the suffix of");
+        nx_profile_free(&p);
     }
-    nx_profile_free(&p);
-    free(text);
 }
 
 static void test_bad_args(void)
