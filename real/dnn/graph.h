@@ -207,7 +207,8 @@ typedef enum nx_precision {
 typedef struct nx_exec_ops {
     const char *name;
     /* Load a prepared graph: reserve every buffer and workspace for
-     * g->max_batch once. device: GPU index (ignored by the CPU). */
+     * g->max_batch once. device: GPU index (ignored by the CPU). The executor keeps
+     * the graph pointer: do not free, cut or re-prepare the graph while it lives. */
     int (*init)(nx_exec **out, const nx_graph *g, nx_precision prec, int device,
                 nx_errbuf *eb);
     /* Run a batch: in[i] points to batch x input i (fp32, NCHW, host memory);
