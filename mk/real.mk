@@ -10,6 +10,8 @@
 
 DEB_PACKAGES += libgrpc-dev protobuf-c-compiler libprotobuf-c-dev pkg-config \
 	python3-grpcio python3-grpc-tools python3-protobuf iproute2
+# the deps stamp watches the Makefile only: re-check packages when this list changes
+$(DEPS_STAMP): mk/real.mk
 
 REAL_GEN := $(BUILD)/gen
 REAL_PROTO := $(wildcard real/proto/*.proto)

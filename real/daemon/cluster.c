@@ -56,6 +56,7 @@ typedef struct child {
     size_t nbuf;
     bool ready, exited, expected_exit, stopped;
     bool awaited;             /* the cluster waits for its readiness */
+    bool tail_shown;          /* its log's last lines were printed */
     int status;
     char addr[160];
     int slot;                 /* backends */
@@ -114,8 +115,11 @@ static void failf(cl *c, const char *fmt, ...)
     nx_log(c->prog, "%s", c->fail_msg);
 }
 
-static void print_log_tail(const child *ch)
+static void print_log_tail(child *ch)
 {
+    if (ch->tail_shown)
+        return;
+    ch->tail_shown = true;
     FILE *f = fopen(ch->log, "r");
     if (!f)
         return;
