@@ -14,6 +14,7 @@ OUT/cases.txt, one case name per line. It also writes models the engine must rej
   OUT/bad_op.onnx     a node 'mystery' of an operator the engine does not know (Hardmax)
   OUT/bad_attr.onnx   a Conv node 'conv_x' with an attribute it does not know ('frobnicate')
   OUT/bad_value.onnx  a Pad node 'pad_r' with mode 'reflect' (a value it does not support)
+and OUT/ssd_post.ref, torchvision's SSD300 post-processing of a synthetic output (ssd_post()).
 
 Usage: dnn_cases.py OUT
 """
@@ -186,6 +187,43 @@ def handmade(out):
     return names
 
 
+def ssd_post(out):
+    """OUT/ssd_post.ref: torchvision's SSD300 post-processing (anchors, box decoding, per-class
+    top-400 above 0.01, batched NMS at 0.45, best 200) of a synthetic head output, for
+    real/dnn/prepost.c. Inputs: box regressions [8732, 4], class logits [8732, 91], torchvision's
+    anchors [8732, 4] (x0, y0, x1, y1 in pixels of the 300x300 image); outputs: boxes [n, 4]
+    (pixels), scores [n], labels [n]."""
+    from torchvision.models.detection import ssd300_vgg16
+    from torchvision.models.detection.image_list import ImageList
+    m = ssd300_vgg16(weights=None, weights_backbone=None).eval()
+    gen = torch.Generator().manual_seed(11)
+    a, k = 8732, 91
+    reg = torch.randn(1, a, 4, generator=gen) * 0.5
+    logits = torch.randn(1, a, k, generator=gen)
+    logits[..., 0] += 4.0
+    for j in range(60):   # confident anchors, neighbours overlapping so that NMS has work
+        i = (j * 131) % (a - 2)
+        c = 1 + (j * 7) % (k - 1)
+        logits[0, i:i + 3, c] = 9.0 + torch.rand(3, generator=gen)
+    images = ImageList(torch.zeros(1, 3, 300, 300), [(300, 300)])
+    feats = [torch.zeros(1, 1, f, f) for f in (38, 19, 10, 5, 3, 1)]
+    anchors = m.anchor_generator(images, feats)
+    with torch.no_grad():
+        det = m.postprocess_detections({"bbox_regression": reg, "cls_logits": logits}, anchors,
+                                       [(300, 300)])[0]
+    tensors_in = [reg[0], logits[0], anchors[0]]
+    tensors_out = [det["boxes"], det["scores"], det["labels"].float()]
+    with open(os.path.join(out, "ssd_post.ref"), "wb") as f:
+        f.write(b"NXREF001")
+        f.write(struct.pack("<I", 1))
+        f.write(struct.pack("<III", 1, len(tensors_in), len(tensors_out)))
+        for t in tensors_in + tensors_out:
+            t = t.contiguous().float()
+            f.write(struct.pack("<I", t.dim()))
+            f.write(struct.pack("<%dq" % t.dim(), *t.shape))
+            f.write(t.numpy().astype("<f4").tobytes())
+
+
 def bad_models(out):
     x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
     y = oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
@@ -224,6 +262,7 @@ def main():
         names.append(name)
     names += handmade(out)
     bad_models(out)
+    ssd_post(out)
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
 

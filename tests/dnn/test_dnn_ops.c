@@ -11,7 +11,8 @@
  *  - graph preparation: BatchNormalization folding, activation fusion, Pad folding, buffer
  *    reuse;
  *  - the GEMM against a naive double-precision product (strides, biases, activations), fp16
- *    rounding, the executor's argument checks, pre/post-processing.
+ *    rounding, the executor's argument checks, pre/post-processing; SSD300's anchors and
+ *    detection post-processing against torchvision's.
  * Cases are generated into a fresh temporary directory with Debian's python3 ($NX_PYTHON). */
 #include <math.h>
 #include <stdint.h>
@@ -507,6 +508,57 @@ static void test_prepost(void)
     DT_HAS(eb.msg, "JPEG");
 }
 
+/* SSD300 post-processing against torchvision's (tools/dnn_cases.py: ssd_post): the same
+ * anchors, and the same detections (boxes within 0.01 px, scores within 1e-5 relative). */
+static void test_ssd_vs_torchvision(void)
+{
+    char p[700], err[256];
+    nx_ref ref;
+    int rc = nx_ref_load(&ref, path_of(p, sizeof p, "ssd_post", ".ref"), err, sizeof err);
+    DT_CHECK(rc == 0, "%s", err);
+    if (rc)
+        return;
+    const nx_ref_case *k = &ref.cases[0];
+    CU_ASSERT_FATAL(k->nin == 3 && k->nout == 3);
+    int a = (int)k->in[0].dims[0], classes = (int)k->in[1].dims[1];
+    DT_INT(a, 8732);
+    float *anchors = malloc(4 * (size_t)a * sizeof(float));
+    DT_INT(nx_ssd300_anchors(anchors, a), a);
+    double worst = 0;
+    for (int i = 0; i < a; i++) {   /* ours (cx, cy, w, h) in [0, 1]; theirs xyxy in pixels */
+        const float *o = anchors + 4 * i, *t = k->in[2].data + 4 * i;
+        double x0 = (o[0] - o[2] / 2) * 300, y0 = (o[1] - o[3] / 2) * 300;
+        double x1 = (o[0] + o[2] / 2) * 300, y1 = (o[1] + o[3] / 2) * 300;
+        worst = fmax(worst, fmax(fmax(fabs(x0 - t[0]), fabs(y0 - t[1])),
+                                 fmax(fabs(x1 - t[2]), fabs(y1 - t[3]))));
+    }
+    DT_CHECK(worst < 1e-3, "anchors differ from torchvision's by %.3g px", worst);
+    void *work = malloc(nx_post_ssd_work_size(a, classes));
+    nx_detection det[200];
+    int nd = nx_post_ssd(k->in[0].data, k->in[1].data, anchors, a, classes, det, 200, work);
+    int want = (int)k->out[1].n;
+    DT_INT(nd, want);
+    double box_err = 0, score_err = 0;
+    int label_bad = 0;
+    for (int i = 0; i < nd && i < want; i++) {
+        const float *tb = k->out[0].data + 4 * i;
+        float b[4] = {det[i].x0 * 300, det[i].y0 * 300, det[i].x1 * 300, det[i].y1 * 300};
+        for (int c = 0; c < 4; c++)
+            box_err = fmax(box_err, fabs(b[c] - tb[c]));
+        score_err = fmax(score_err, fabs(det[i].score - k->out[1].data[i]) / k->out[1].data[i]);
+        label_bad += det[i].label != (int)k->out[2].data[i];
+    }
+    printf("\n  %d detections (torchvision %d); anchors within %.2g px, boxes within %.2g px, "
+           "scores within %.2g relative, %d labels differ", nd, want, worst, box_err, score_err,
+           label_bad);
+    DT_CHECK(box_err < 1e-2, "boxes differ by %.3g px", box_err);
+    DT_CHECK(score_err < 1e-5, "scores differ by %.3g relative", score_err);
+    DT_INT(label_bad, 0);
+    free(work);
+    free(anchors);
+    nx_ref_free(&ref);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -520,7 +572,8 @@ int main(void)
         !CU_add_test(su, "prepare: folding, fusion, buffer plan, argument checks", test_prepare) ||
         !CU_add_test(su, "gemm against a naive product", test_gemm) ||
         !CU_add_test(su, "fp16 rounding", test_half) ||
-        !CU_add_test(su, "pre/post-processing", test_prepost)) {
+        !CU_add_test(su, "pre/post-processing", test_prepost) ||
+        !CU_add_test(su, "SSD post-processing against torchvision", test_ssd_vs_torchvision)) {
         CU_cleanup_registry();
         return 1;
     }
