@@ -223,6 +223,10 @@ static void serve_msg(nx_rpc_call *c, ProtobufCMessage *pm)
     bstream *st = nx_rpc_user(c);
     be *b = st->b;
     Nexus__QueryBatch *qb = (Nexus__QueryBatch *)pm;
+    /* a batch formed at the frontend (central dispatch) is queued whole */
+    nx_batch_msg *whole = qb->whole && b->engine_on ? nx_batch_msg_new((int)qb->n_queries) : NULL;
+    if (whole)
+        whole->n = 0;
     for (size_t i = 0; i < qb->n_queries; i++) {
         const Nexus__Query *in = qb->queries[i];
         if (!b->free_list) { /* the bounded queue is full: reject, never grow */
@@ -266,7 +270,17 @@ static void serve_msg(nx_rpc_call *c, ProtobufCMessage *pm)
         q->r.msg.type = NX_MSG_QUERY;
         q->r.msg.src = st->idx;
         q->r.msg.dst = b->engine.node;
-        nx_backend_recv(&b->engine, &q->r.msg);
+        if (whole)
+            whole->reqs[whole->n++] = &q->r;
+        else
+            nx_backend_recv(&b->engine, &q->r.msg);
+    }
+    if (whole && whole->n > 0) {
+        whole->m.src = st->idx;
+        whole->m.dst = b->engine.node;
+        nx_backend_recv(&b->engine, &whole->m);
+    } else {
+        free(whole);
     }
 }
 

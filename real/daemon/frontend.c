@@ -266,7 +266,52 @@ static void gpu_down(fe *f, int slot)
     nx_frontend_recv(&f->engine, &m->m);
 }
 
-/* The engine's send: calls to backends, rate reports to the scheduler. */
+/* Drop call `key` after the current event: not inside the engine's issue(). */
+static void drop_later(fe *f, uint64_t key)
+{
+    if (f->nlater == f->caplater) {
+        f->caplater = f->caplater ? 2 * f->caplater : 64;
+        f->later = nx_realloc(f->later, sizeof *f->later * (size_t)f->caplater);
+    }
+    f->later[f->nlater++] = key;
+    if (!f->later_armed) {
+        f->later_armed = true;
+        nx_loop_defer(f->loop, &f->later_post);
+    }
+}
+
+static void fill_query(fe *f, Nexus__Query *q, const nx_req *r, nx_time now)
+{
+    fquery *fq = NX_CONTAINER_OF(r->query, fquery, q);
+    (void)f;
+    nexus__query__init(q);
+    q->id = r->id;
+    q->session = r->session;
+    q->slack_ns = r->deadline - now;
+    q->input.data = fq->in;
+    q->input.len = fq->nin;
+}
+
+/* A batch formed here (central dispatch) goes out at once, as one message. */
+static void send_whole(fe *f, fconn *cn, const nx_batch_msg *bm)
+{
+    nx_time now = nx_loop_now(f->loop);
+    Nexus__Query *qs = nx_malloc(sizeof *qs * (size_t)(bm->n + 1));
+    Nexus__Query **qp = nx_malloc(sizeof *qp * (size_t)(bm->n + 1));
+    for (int i = 0; i < bm->n; i++) {
+        fill_query(f, &qs[i], bm->reqs[i], now);
+        qp[i] = &qs[i];
+    }
+    Nexus__QueryBatch qb = NEXUS__QUERY_BATCH__INIT;
+    qb.n_queries = (size_t)bm->n;
+    qb.queries = qp;
+    qb.whole = 1;
+    nx_rpc_send(cn->st, &qb.base); /* if the stream just ended, its close fails these over */
+    free(qs);
+    free(qp);
+}
+
+/* The engine's send: calls (or whole batches) to backends, rate reports to the scheduler. */
 static void engine_send(void *ctx, int dst, nx_msg *m)
 {
     fe *f = ctx;
@@ -281,26 +326,28 @@ static void engine_send(void *ctx, int dst, nx_msg *m)
         free(m);
         return;
     }
-    NX_ASSERT(m->type == NX_MSG_QUERY);
-    nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);
     int g = dst - nx_node_backend(0);
-    ent *e = map_put(f, r->id, r);
-    e->slot = g;
     fconn *cn = &f->conns[g];
-    if (cn->up && nx_rpc_queued(cn->st) < CONN_MAX_QUEUED) {
-        conn_enqueue(f, cn, r->id);
+    bool can = cn->up && nx_rpc_queued(cn->st) < CONN_MAX_QUEUED;
+    if (m->type == NX_MSG_BATCH) { /* central dispatch: a whole batch, one message */
+        nx_batch_msg *bm = (nx_batch_msg *)m;
+        for (int i = 0; i < bm->n; i++)
+            map_put(f, bm->reqs[i]->id, bm->reqs[i])->slot = g;
+        if (can)
+            send_whole(f, cn, bm);
+        else
+            for (int i = 0; i < bm->n; i++)
+                drop_later(f, bm->reqs[i]->id);
+        free(bm);
         return;
     }
-    /* not inside the engine's issue(): retry or drop after this event */
-    if (f->nlater == f->caplater) {
-        f->caplater = f->caplater ? 2 * f->caplater : 64;
-        f->later = nx_realloc(f->later, sizeof *f->later * (size_t)f->caplater);
-    }
-    f->later[f->nlater++] = r->id;
-    if (!f->later_armed) {
-        f->later_armed = true;
-        nx_loop_defer(f->loop, &f->later_post);
-    }
+    NX_ASSERT(m->type == NX_MSG_QUERY);
+    nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);
+    map_put(f, r->id, r)->slot = g;
+    if (can)
+        conn_enqueue(f, cn, r->id);
+    else
+        drop_later(f, r->id);
 }
 
 static void conn_flush(nx_post *p)
@@ -322,14 +369,7 @@ static void conn_flush(nx_post *p)
         ent *e = map_find(f, cn->pend[i]);
         if (!e || e->slot != cn->slot) /* answered or moved since */
             continue;
-        nx_req *r = e->r;
-        fquery *fq = NX_CONTAINER_OF(r->query, fquery, q);
-        nexus__query__init(&qs[n]);
-        qs[n].id = r->id;
-        qs[n].session = r->session;
-        qs[n].slack_ns = r->deadline - now;
-        qs[n].input.data = fq->in;
-        qs[n].input.len = fq->nin;
+        fill_query(f, &qs[n], e->r, now);
         qp[n] = &qs[n];
         n++;
     }
@@ -782,6 +822,9 @@ static void start_engine(fe *f, int maxb)
         .report_s = x->sched.report_s,
         .on_done = query_done,
         .on_done_ctx = f,
+        .central = f->cat.batching->central,
+        .multiplier = x->sched.profile_multiplier,
+        .net_ns = NX_US(x->net_delay_us + x->net_jitter_us),
     };
     nx_frontend_init(&f->engine, &f->env.env, &fc);
     nx_frontend_start(&f->engine);
@@ -1038,12 +1081,15 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     nx_log(f->who, "stopped (%llu queries: %llu ok, %llu late, %llu dropped; calls caught on "
                    "a dead backend: %llu resent, %llu dropped; %llu overload rejections, %llu "
-                   "calls timed out; peak RSS %ld MB)",
+                   "calls timed out; %llu calls without a route, %llu dropped by central dispatch; "
+                   "peak RSS %ld MB)",
            (unsigned long long)f->queries, (unsigned long long)f->ok, (unsigned long long)f->late,
            (unsigned long long)f->dropped,
            (unsigned long long)(f->engine_on ? f->engine.retried : 0),
            (unsigned long long)(f->engine_on ? f->engine.failed_over : 0),
-           (unsigned long long)f->overload, (unsigned long long)f->timeouts, ru.ru_maxrss / 1024);
+           (unsigned long long)f->overload, (unsigned long long)f->timeouts,
+           (unsigned long long)(f->engine_on ? f->engine.no_route : 0),
+           (unsigned long long)(f->engine_on ? f->engine.central_drops : 0), ru.ru_maxrss / 1024);
     if (f->engine_on)
         nx_frontend_free(&f->engine);
     for (int i = 0; i < f->max_inflight; i++) {

@@ -26,7 +26,7 @@ for wbn in "1024 64 200000" "16 16 20000" "1 1 10000"; do
     $B/nexus-rpcbench --backend $BE --pid $BEPID --requests $3 --warmup 2000 --window $1 --batch $2
 done
 stop_all
-$B/nexus-cluster tests/real/e2e.yml --out $T/e2e --quiet --no-requests 2>/dev/null
+$B/nexus-cluster tests/real/e2e.yml --out $T/e2e --quiet --no-requests --policy nexus 2>/dev/null
 /usr/bin/python3 - $T/e2e/real.json <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["runs"][0]

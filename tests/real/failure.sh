@@ -19,7 +19,7 @@ $B/nexus-cluster tests/real/failure.yml --out $T/out --quiet \
 grep -h "gone\|re-planned" $T/out/logs/nexus/scheduler.log | head -4
 # a frontend killed mid-run and restarted on its address: the queries it held
 # are answered UNAVAILABLE by gRPC (dropped, not lost); it registers again and serves
-$B/nexus-cluster tests/real/e2e.yml --out $T/fe --quiet --kill-frontend 0@1.5 \
+$B/nexus-cluster tests/real/e2e.yml --out $T/fe --quiet --policy nexus --kill-frontend 0@1.5 \
     --restart-frontend 0@2
 /usr/bin/python3 tests/real/check.py $T/fe --frontend-rejoined 0 --min-ok 500
 echo "failure: ok"

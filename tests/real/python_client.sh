@@ -10,7 +10,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 /usr/bin/python3 -m grpc_tools.protoc -I real/proto --python_out=$T --grpc_python_out=$T \
     real/proto/inference.proto
-$B/nexus-cluster tests/real/e2e.yml --out $T/out --quiet \
+$B/nexus-cluster tests/real/e2e.yml --out $T/out --quiet --policy nexus \
     --run "/usr/bin/python3 tests/real/kserve_client.py $T"
 echo "python_client: emulated executor ok"
 # the same client API against a real model on the DNN engine's CPU executor
