@@ -81,3 +81,61 @@ $(DNN_MODELS_STAMP): tools/export_models.py | $(DEPS_STAMP)
 	$(Q)touch $@
 # the model tests compare against models/*.ref
 test: $(DNN_MODELS_STAMP)
+
+# ============================================================================================
+# CUDA (USE_CUDA=1): real/dnn/cuda/ — the CUDA executor, nexus-dnn-check, `make bundle`
+# (owned by the CUDA side; the CPU section above reads DNN_CUDA_OBJ and DNN_CUDA_LDLIBS)
+# ============================================================================================
+#
+#   make USE_CUDA=1                 nvcc (sm_90) compiles real/dnn/cuda/*.cu; links cudart,
+#                                   cuDNN 9 and cuBLASLt from $(CUDA_HOME) (CUDA 13)
+#   make bundle USE_CUDA=1          dist/bin + dist/lib (every non-system library), rpath
+#                                   $ORIGIN/../lib: runs on a GPU node without dev packages
+#   make test                       also runs real/dnn/cuda/compile_check.sh: a USE_CUDA=1 build
+#                                   in build/cuda-check wherever nvcc exists (skipped otherwise)
+#
+# Without USE_CUDA=1, nx_exec_cuda_ops is real/dnn/exec_nocuda.c (init: NX_ERR_NOTSUP).
+
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+CUDA_GENCODE ?= -gencode=arch=compute_90,code=sm_90
+NVCCFLAGS := -std=c++17 -O3 -g $(CUDA_GENCODE) -Xcompiler -Wall,-Wextra,-Werror,-fPIC \
+	-Werror all-warnings -Iengine -Ireal/dnn -MMD -MP $(EXTRA_NVCCFLAGS)
+
+DNN_CHECK_OBJ := $(BUILD)/obj/real/dnn/cuda/check_main.o
+BINS += $(BUILD)/bin/nexus-dnn-check
+EXTRA_TEST_CMDS += real/dnn/cuda/compile_check.sh
+
+ifeq ($(USE_CUDA),1)
+DNN_CUDA_SRC := $(wildcard real/dnn/cuda/*.cu)
+DNN_CUDA_OBJ := $(DNN_CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+# the bundle's lib/ first ($ORIGIN/../lib), then the toolkit's for binaries run from build/
+DNN_CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcudart -lstdc++ \
+	-Wl,-rpath,\$$ORIGIN/../lib -Wl,-rpath,$(CUDA_HOME)/lib64
+# every binary finds the bundle's libraries first (dist/bin -> dist/lib); this also changes
+# the build settings, so switching USE_CUDA rebuilds everything (no stale libnxdnn.a)
+LDLIBS += -Wl,-rpath,\$$ORIGIN/../lib
+# (the CPU section's archive rule was read before DNN_CUDA_OBJ was set here)
+$(LIBDNN): $(DNN_CUDA_OBJ)
+endif
+
+$(BUILD)/obj/real/dnn/cuda/%.o: real/dnn/cuda/%.cu real/dnn/cuda/cuda_int.h $(SETTINGS) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(filter 1,$(V)),,echo "  NVCC  $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(DNN_CHECK_OBJ): CFLAGS += $(DNN_CFLAGS)
+$(DNN_CHECK_OBJ): | $(DNN_PB_H)
+
+$(BUILD)/bin/nexus-dnn-check: $(DNN_CHECK_OBJ) $(LIBDNN) $(LIBENGINE)
+	@mkdir -p $(dir $@)
+	@$(if $(filter 1,$(V)),,echo "  LD  $@")
+	$(Q)$(CC) $(LDSAN) -o $@ $^ $(DNN_LDLIBS) $(LDLIBS)
+
+# --- the relocatable bundle ----------------------------------------------------------------
+.PHONY: bundle
+bundle: $(BINS)
+ifneq ($(USE_CUDA),1)
+	@echo "bundle: build it with the CUDA executor: make bundle USE_CUDA=1" >&2; exit 1
+endif
+	$(Q)CUDA_HOME=$(CUDA_HOME) real/dnn/cuda/bundle.sh $(BUILD)/bin dist
