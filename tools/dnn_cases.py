@@ -14,7 +14,8 @@ OUT/cases.txt, one case name per line. It also writes models the engine must rej
   OUT/bad_op.onnx     a node 'mystery' of an operator the engine does not know (Hardmax)
   OUT/bad_attr.onnx   a Conv node 'conv_x' with an attribute it does not know ('frobnicate')
   OUT/bad_value.onnx  a Pad node 'pad_r' with mode 'reflect' (a value it does not support)
-and OUT/ssd_post.ref, torchvision's SSD300 post-processing of a synthetic output (ssd_post()).
+and OUT/ssd_post.ref, torchvision's SSD300 post-processing of a synthetic output (ssd_post()),
+OUT/photo.jpg with OUT/jpeg_pre.ref, its pre-processed tensors (jpeg_pre()).
 
 Usage: dnn_cases.py OUT
 """
@@ -224,6 +225,40 @@ def ssd_post(out):
             f.write(t.numpy().astype("<f4").tobytes())
 
 
+def jpeg_pre(out):
+    """OUT/photo.jpg (a 203x150 synthetic photo, JPEG quality 90, written with PIL) and
+    OUT/jpeg_pre.ref: its decoded pixels bilinearly resized (torch interpolate,
+    align_corners=False) to 3x64x80 with the ImageNet mean/std, and to 1x28x28 grey (PIL's
+    decoder to grey, the same resize, scaled to [0, 1]) — the reference of prepost.c's
+    nx_pre_image."""
+    import numpy as np
+    from PIL import Image
+    h, w = 150, 203
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // w, yy * 255 // h, ((xx ^ yy) & 0x7F) + 64 * (((xx - 100) ** 2 +
+                   (yy - 70) ** 2) < 1600)], -1).clip(0, 255).astype(np.uint8)
+    path = os.path.join(out, "photo.jpg")
+    Image.fromarray(rgb).save(path, quality=90)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    img = Image.open(path)
+    x = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)
+    rgb_t = F.interpolate(x[None], size=(64, 80), mode="bilinear", align_corners=False)[0]
+    rgb_t = (rgb_t / 255.0 - mean) / std
+    g = torch.from_numpy(np.asarray(Image.open(path).convert("L"), dtype=np.float32))
+    grey_t = F.interpolate(g[None, None], size=(28, 28), mode="bilinear", align_corners=False)[0]
+    grey_t = grey_t / 255.0
+    with open(os.path.join(out, "jpeg_pre.ref"), "wb") as f:
+        f.write(b"NXREF001")
+        f.write(struct.pack("<I", 1))
+        f.write(struct.pack("<III", 1, 0, 2))
+        for t in (rgb_t, grey_t):
+            t = t.contiguous().float()
+            f.write(struct.pack("<I", t.dim()))
+            f.write(struct.pack("<%dq" % t.dim(), *t.shape))
+            f.write(t.numpy().astype("<f4").tobytes())
+
+
 def bad_models(out):
     x = oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
     y = oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3, 4, 4])
@@ -263,6 +298,7 @@ def main():
     names += handmade(out)
     bad_models(out)
     ssd_post(out)
+    jpeg_pre(out)
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.write("\n".join(names) + "\n")
 

@@ -559,6 +559,45 @@ static void test_ssd_vs_torchvision(void)
     nx_ref_free(&ref);
 }
 
+/* JPEG pre-processing against PIL's decoder + torch's bilinear resize (jpeg_pre in
+ * tools/dnn_cases.py): RGB normalised, and grey. Both decoders are libjpeg(-turbo); the
+ * tolerance allows a 1-level difference in a decoded pixel. */
+static void test_jpeg_vs_torch(void)
+{
+    char p[700], err[256];
+    nx_ref ref;
+    int rc = nx_ref_load(&ref, path_of(p, sizeof p, "jpeg_pre", ".ref"), err, sizeof err);
+    DT_CHECK(rc == 0, "%s", err);
+    if (rc)
+        return;
+    FILE *f = fopen(path_of(p, sizeof p, "photo", ".jpg"), "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, 0, SEEK_END);
+    size_t len = (size_t)ftell(f);
+    rewind(f);
+    uint8_t *jpeg = malloc(len);
+    CU_ASSERT_FATAL(fread(jpeg, 1, len, f) == len);
+    fclose(f);
+    DT_INT(nx_pre_scratch_size(jpeg, len), 203 * 150 * 3);
+    for (int i = 0; i < 2; i++) {
+        const nx_ref_tensor *t = &ref.cases[0].out[i];
+        int c = (int)t->dims[0], h = (int)t->dims[1], w = (int)t->dims[2];
+        float *out = malloc(t->n * sizeof(float));
+        nx_errbuf eb = {0};
+        DT_INT(nx_pre_image(jpeg, len, c, h, w, out, NULL, 0, &eb), 0);
+        double md = 0;
+        for (size_t k = 0; k < t->n; k++)
+            md = fmax(md, fabs(out[k] - t->data[k]));
+        /* one grey level: 1/255, / 0.224 after normalisation */
+        double tol = c == 3 ? 1.01 / 255 / 0.224 : 1.01 / 255;
+        printf("\n  %dx%dx%d: max difference %.3g (tolerance %.3g)", c, h, w, md, tol);
+        DT_CHECK(md <= tol, "%dx%dx%d: max difference %.3g > %.3g", c, h, w, md, tol);
+        free(out);
+    }
+    free(jpeg);
+    nx_ref_free(&ref);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -573,7 +612,8 @@ int main(void)
         !CU_add_test(su, "gemm against a naive product", test_gemm) ||
         !CU_add_test(su, "fp16 rounding", test_half) ||
         !CU_add_test(su, "pre/post-processing", test_prepost) ||
-        !CU_add_test(su, "SSD post-processing against torchvision", test_ssd_vs_torchvision)) {
+        !CU_add_test(su, "SSD post-processing against torchvision", test_ssd_vs_torchvision) ||
+        !CU_add_test(su, "JPEG pre-processing against PIL + torch", test_jpeg_vs_torch)) {
         CU_cleanup_registry();
         return 1;
     }
