@@ -19,10 +19,13 @@ Common choices (experiments/README.md, "Regime"):
   * the paper's default arrival law: uniform inter-arrivals per stream, Poisson
     only where the paper used it (Fig. 9 and the 100-GPU run, Fig. 13);
   * Nexus = squishy + early drop + DRR + the split DP (+ prefix batching where
-    models share a prefix); "nexus-wr" is the same with weighted-random load
-    balancing, the paper-era (2019) frontend policy (DRR came in 2020), shown
-    because DRR sends bursts when a session's GPU shares are very unequal
-    (experiments/README.md, "Simulator issues").
+    models share a prefix), the simulator's default. DRR ("drr") interleaves
+    routes (quanta = weight / largest weight); every Nexus variant and the
+    placement and split comparisons use it. Two other balancers appear once
+    each, where they differ from it: "nexus-runs" (lb: drr_runs, Nexus's
+    2020 DRR, which sends runs of w/w_min requests per GPU) in the game, and
+    "nexus-wr" (weighted random, the paper-era 2019 frontend) in the
+    ResNet-only game. The baselines keep weighted random.
 """
 import os
 import re
@@ -36,6 +39,7 @@ NET = "net_delay_us: 50"
 
 NEXUS = "{name: nexus, placement: squishy, batching: early_drop, lb: drr, split: dp}"
 NEXUS_WR = "{name: nexus-wr, placement: squishy, batching: early_drop, lb: weighted_random, split: dp}"
+NEXUS_RUNS = "{name: nexus-runs, placement: squishy, batching: early_drop, lb: drr_runs, split: dp}"
 NOPB = "prefix_batching: false"
 CLIPPER = "{name: clipper, placement: batch_oblivious, batching: clipper_aimd, lb: weighted_random, split: even, prefix_batching: false}"
 TFS = "{name: tf-serving, placement: batch_oblivious, batching: tf_serving, lb: weighted_random, split: even, prefix_batching: false}"
@@ -163,23 +167,26 @@ frame rates (uniform inter-arrivals per stream); per frame 6 digit crops go to
 LeNet and the icon to the game's own ResNet-50 variant (resnet50_gNN: same
 trunk, own last layer, declared in profiles/{PB_DIR}/modeldb.yml), in parallel,
 within the paper's 50 ms SLO / {SLO_DIV} = {slo(50)} ms (H100 fp32 profiles).
-Nexus (DRR) and Nexus with the paper-era weighted-random balancing, the
-paper's cumulative ablations of the latter (-PB: no prefix batching; -SS: and
-batch-oblivious placement; -ED: and lazy drop), and the two baselines
-(batch-oblivious scheduler, even SLO split, no prefix batching).""", 16, f"../profiles/{PB_DIR}")
+Nexus (interleaved DRR), Nexus with Nexus's original run-sending DRR
+(drr_runs), the paper's cumulative ablations of Nexus (-PB: no prefix
+batching; -SS: and batch-oblivious placement; -ED: and lazy drop), and the two
+baselines (batch-oblivious scheduler, even SLO split, no prefix batching,
+weighted-random balancing).""", 16, f"../profiles/{PB_DIR}")
           + "apps:\n" + game_apps()
-          + policies(NEXUS, NEXUS_WR,
-                     "{name: nexus-wr-PB, placement: squishy, batching: early_drop, lb: weighted_random, split: dp, prefix_batching: false}",
-                     "{name: nexus-wr-PB-SS, placement: batch_oblivious, batching: early_drop, lb: weighted_random, split: dp, prefix_batching: false}",
-                     "{name: nexus-wr-PB-SS-ED, placement: batch_oblivious, batching: lazy_drop, lb: weighted_random, split: dp, prefix_batching: false}",
+          + policies(NEXUS, NEXUS_RUNS,
+                     "{name: nexus-PB, placement: squishy, batching: early_drop, lb: drr, split: dp, prefix_batching: false}",
+                     "{name: nexus-PB-SS, placement: batch_oblivious, batching: early_drop, lb: drr, split: dp, prefix_batching: false}",
+                     "{name: nexus-PB-SS-ED, placement: batch_oblivious, batching: lazy_drop, lb: drr, split: dp, prefix_batching: false}",
                      TFS, CLIPPER)
           + run)
     write("fig10_game_resnet_only.yml",
           header("fig10_game_resnet_only", f"""The game app without the LeNet stage: the paper ran its baselines on the
 ResNet-50 icon models only ("better by over 4x than including LeNet"). Same
-games, rates and SLO as fig10_game.yml.""", 16, f"../profiles/{PB_DIR}")
+games, rates and SLO as fig10_game.yml. Nexus with its three balancers:
+interleaved DRR (the default), the original run-sending DRR (drr_runs) and
+weighted random (the paper-era frontend).""", 16, f"../profiles/{PB_DIR}")
           + "apps:\n" + game_apps(lenet=False)
-          + policies(NEXUS, NEXUS_WR, TFS, CLIPPER)
+          + policies(NEXUS, NEXUS_RUNS, NEXUS_WR, TFS, CLIPPER)
           + run)
 
 
@@ -197,16 +204,16 @@ def fig11():
 streams (one app; uniform inter-arrivals) go to the SSD detector; per frame a
 Poisson(1.5) number of cars go to GoogLeNet-car and a Poisson(0.5) number of
 faces to VGG-Face (the paper's non-rush-hour data; these counts are ours), all
-within the paper's 400 ms / {SSD_DIV} = {slo(400, SSD_DIV)} ms. Nexus (DRR), Nexus with weighted-random
-balancing and its cumulative ablations as in the paper's bars (-QA: even SLO
-split; -SS: and batch-oblivious placement; -ED: and lazy drop), and the
-baselines (batch-oblivious, even split).""", 16, "../profiles/h100")
+within the paper's 400 ms / {SSD_DIV} = {slo(400, SSD_DIV)} ms. Nexus and its cumulative ablations as in
+the paper's bars (-QA: even SLO split; -SS: and batch-oblivious placement;
+-ED: and lazy drop), and the baselines (batch-oblivious, even split, weighted
+random).""", 16, "../profiles/h100")
           + f"apps:\n  - name: traffic\n    slo_ms: {slo(400, SSD_DIV)}\n    workload: {{type: uniform, rate: 10000}}\n    stages:\n"
           + traffic_stages()
-          + policies(NEXUS, NEXUS_WR,
-                     "{name: nexus-wr-QA, placement: squishy, batching: early_drop, lb: weighted_random, split: even}",
-                     "{name: nexus-wr-QA-SS, placement: batch_oblivious, batching: early_drop, lb: weighted_random, split: even}",
-                     "{name: nexus-wr-QA-SS-ED, placement: batch_oblivious, batching: lazy_drop, lb: weighted_random, split: even}",
+          + policies(NEXUS,
+                     "{name: nexus-QA, placement: squishy, batching: early_drop, lb: drr, split: even}",
+                     "{name: nexus-QA-SS, placement: batch_oblivious, batching: early_drop, lb: drr, split: even}",
+                     "{name: nexus-QA-SS-ED, placement: batch_oblivious, batching: lazy_drop, lb: drr, split: even}",
                      TFS, CLIPPER)
           + f"run: {{duration_s: 8, warmup_s: 2, seed: 1, {NET}}}\n"
           + "search: {lo: 1, hi: 16, iters: 6}\n")
@@ -300,12 +307,11 @@ def fig16():
         write(f"fig16_squishy/{key}.yml",
               header(f"fig16_{key}", f"""SOSP'19 Fig. 16({key[0]}): squishy bin packing vs the batch-oblivious scheduler, both
 with Nexus's early drop, 16 sessions on 8 GPUs: {what}.
-SLOs are the paper's / {SLO_DIV}; uniform arrivals. Weighted-random balancing for
-both (the paper-era frontend; see experiments/README.md on DRR).""", 8, "../../profiles/h100")
+SLOs are the paper's / {SLO_DIV}; uniform arrivals. Nexus's (interleaved) DRR
+balancing for both.""", 8, "../../profiles/h100")
               + txt
-              + policies("{name: squishy, placement: squishy, batching: early_drop, lb: weighted_random}",
-                         "{name: batch-oblivious, placement: batch_oblivious, batching: early_drop, lb: weighted_random}",
-                         "{name: squishy-drr, placement: squishy, batching: early_drop, lb: drr}")
+              + policies("{name: squishy, placement: squishy, batching: early_drop, lb: drr}",
+                         "{name: batch-oblivious, placement: batch_oblivious, batching: early_drop, lb: drr}")
               + f"run: {{duration_s: 8, warmup_s: 2, seed: 1, {NET}}}\n"
               + "search: {lo: 0.5, hi: 16, iters: 6}\n")
         write(f"fig16_squishy/need/{key}.yml",
@@ -313,8 +319,8 @@ both (the paper-era frontend; see experiments/README.md on DRR).""", 8, "../../p
 rates (16,000 req/s over the 16 sessions) on a cluster big enough (64 GPUs):
 {what}. Same policies; run without --max-rate.""", 64, "../../../profiles/h100")
               + txt.replace(f"rate: ", "rate: ")
-              + policies("{name: squishy, placement: squishy, batching: early_drop, lb: weighted_random}",
-                         "{name: batch-oblivious, placement: batch_oblivious, batching: early_drop, lb: weighted_random}")
+              + policies("{name: squishy, placement: squishy, batching: early_drop, lb: drr}",
+                         "{name: batch-oblivious, placement: batch_oblivious, batching: early_drop, lb: drr}")
               + f"run: {{duration_s: 8, warmup_s: 2, seed: 1, {NET}}}\n")
 
 
@@ -333,13 +339,13 @@ def fig17():
                   header(f"fig17_slo{s}_g{g:g}", f"""SOSP'19 Fig. 17: the SLO split of a two-stage query, SSD detector then
 Inception-v3 on a Poisson({g:g}) number of objects, 8 GPUs, SLO {s} ms (paper) / {SSD_DIV}
 = {slo(s, SSD_DIV)} ms. Nexus's split (the DP, re-run each epoch) vs an even split; both with
-squishy placement, early drop and weighted-random balancing. Uniform frame
+squishy placement, early drop and (interleaved) DRR balancing. Uniform frame
 arrivals.""", 8, "../../profiles/h100")
                   + f"apps:\n  - name: q\n    slo_ms: {slo(s, SSD_DIV)}\n    workload: {{type: uniform, rate: {rate}}}\n    stages:\n"
                   + f"      - {{name: ssd, model: ssd300_vgg16_core, precision: {PREC}}}\n"
                   + f"      - {{name: inception, model: inception_v3, precision: {PREC}, after: ssd, fanout: {{type: poisson, value: {g:g}}}}}\n"
-                  + policies("{name: split-dp, placement: squishy, batching: early_drop, lb: weighted_random, split: dp}",
-                             "{name: split-even, placement: squishy, batching: early_drop, lb: weighted_random, split: even}")
+                  + policies("{name: split-dp, placement: squishy, batching: early_drop, lb: drr, split: dp}",
+                             "{name: split-even, placement: squishy, batching: early_drop, lb: drr, split: even}")
                   + f"run: {{duration_s: 8, warmup_s: 2, seed: 1, {NET}}}\n"
                   + "search: {lo: 0.5, hi: 16, iters: 6}\n")
 

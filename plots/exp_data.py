@@ -15,12 +15,12 @@ import sys
 PAPER = {
     # Fig. 9: fig-read end points; optimum 500 req/s
     "fig09": {"lazy": {1.0: 355, 1.9: 470}, "early": {1.0: 445, 1.9: 485}},
-    # Fig. 10 bars (confirmed)
-    "fig10": {"tf-serving": 324, "clipper": 440, "nexus-wr": 4120, "nexus-wr-PB": 3628,
-              "nexus-wr-PB-SS": 2489, "nexus-wr-PB-SS-ED": 2413},
+    # Fig. 10 bars (confirmed); the paper's Nexus is compared with ours (DRR)
+    "fig10": {"tf-serving": 324, "clipper": 440, "nexus": 4120, "nexus-PB": 3628,
+              "nexus-PB-SS": 2489, "nexus-PB-SS-ED": 2413},
     # Fig. 11 bars (confirmed)
-    "fig11": {"tf-serving": 227, "clipper": 297, "nexus-wr": 534, "nexus-wr-QA": 433,
-              "nexus-wr-QA-SS": 337, "nexus-wr-QA-SS-ED": 326},
+    "fig11": {"tf-serving": 227, "clipper": 297, "nexus": 534, "nexus-QA": 433,
+              "nexus-QA-SS": 337, "nexus-QA-SS-ED": 326},
     # Fig. 14 fig-read: (a) SLO 100 ms, copies 2..5; (b) 3 copies, SLO 50..200 ms
     "fig14a": {"nexus": [1280, 1200, 1130, 1120], "tf-serving": [700, 690, 675, 650],
                "clipper": [420, 450, 160, 150]},
@@ -145,12 +145,16 @@ def bars(d, fig, base, order, label):
             "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
+# Nexus's balancers: drr (interleaved, the default), drr_runs (Nexus's 2020
+# DRR, runs of w/w_min requests), weighted random (the paper-era frontend)
+NEXUS_LB = {"nexus": "Nexus", "nexus-runs": "Nexus, drr_runs", "nexus-wr": "Nexus, weighted random",
+            "tf-serving": "TF-Serving-like", "clipper": "Clipper-like"}
+
+
 def fig10(d):
-    label = {"nexus": "Nexus (DRR)", "nexus-wr": "Nexus (WR)", "nexus-wr-PB": "−PB",
-             "nexus-wr-PB-SS": "−PB −SS", "nexus-wr-PB-SS-ED": "−PB −SS −ED",
-             "tf-serving": "TF-Serving-like", "clipper": "Clipper-like"}
+    label = dict(NEXUS_LB, **{"nexus-PB": "−PB", "nexus-PB-SS": "−PB −SS", "nexus-PB-SS-ED": "−PB −SS −ED"})
     return bars(d, "fig10", "tf-serving",
-                ["nexus", "nexus-wr", "nexus-wr-PB", "nexus-wr-PB-SS", "nexus-wr-PB-SS-ED", "clipper", "tf-serving"],
+                ["nexus", "nexus-runs", "nexus-wr", "nexus-PB", "nexus-PB-SS", "nexus-PB-SS-ED", "clipper", "tf-serving"],
                 label)
 
 
@@ -158,21 +162,20 @@ def fig10r(d):
     sums = seeds(d)
     pp = per_policy(sums)
     g = gpus_at_max(sums)
-    rows = [f"| {p} | {fmt(m[0])} | {fmt(g[p][0], 1)} | {m[0] / pp['tf-serving'][0]:.2f}× |" for p, m in pp.items()]
+    rows = [f"| {NEXUS_LB.get(p, p)} | {fmt(m[0])} | {fmt(g[p][0], 1)} | {m[0] / pp['tf-serving'][0]:.2f}× |"
+            for p, m in pp.items()]
     return ("| policy | ours (frames/s at ≤ 1 % bad) | GPUs in use | / TF-Serving-like |\n|---|---|---|---|\n"
             + "\n".join(rows) + "\n")
 
 
 def fig11(d):
-    label = {"nexus": "Nexus (DRR)", "nexus-wr": "Nexus (WR)", "nexus-wr-QA": "−QA",
-             "nexus-wr-QA-SS": "−QA −SS", "nexus-wr-QA-SS-ED": "−QA −SS −ED",
-             "tf-serving": "TF-Serving-like", "clipper": "Clipper-like"}
+    label = dict(NEXUS_LB, **{"nexus-QA": "−QA", "nexus-QA-SS": "−QA −SS", "nexus-QA-SS-ED": "−QA −SS −ED"})
     t = bars(d, "fig11", "tf-serving",
-             ["nexus", "nexus-wr", "nexus-wr-QA", "nexus-wr-QA-SS", "nexus-wr-QA-SS-ED", "clipper", "tf-serving"],
+             ["nexus", "nexus-runs", "nexus-wr", "nexus-QA", "nexus-QA-SS", "nexus-QA-SS-ED", "clipper", "tf-serving"],
              label)
     s = seeds(d)[0]
     splits = {r["policy"]: r["timeline"][-1].get("slo_ms") for r in s["results"]}
-    sp = splits.get("nexus-wr") or splits.get("nexus")
+    sp = splits.get("nexus") or splits.get("nexus-wr")
     slo = s["results"][0]["apps"][0]["slo_ms"]
     return t + (f"\nNexus's SLO split (detect, car, face) at the reported rate: {', '.join(f'{x:.1f}' for x in sp)} ms "
                 f"of {slo:g} ms, i.e. the detector gets {sp[0] / slo * 100:.0f} % (the paper: SSD 345 of 400 ms, 86 %).\n" if sp else "")
@@ -236,7 +239,6 @@ def fig16(d):
     for i, v in enumerate(variants(d)):
         pp = per_policy(seeds(os.path.join(d, v)))
         sq, bo = pp["squishy"][0], pp["batch-oblivious"][0]
-        drr = pp.get("squishy-drr", (float("nan"),))[0]
         pbase, prel = PAPER["fig16"][v]
         g_sq = g_bo = float("nan")
         if os.path.isdir(os.path.join(need, v)):
@@ -245,13 +247,13 @@ def fig16(d):
             g_sq, g_bo = gs["squishy"][0], gs["batch-oblivious"][0]
             b_sq, b_bo = bad["squishy"][0], bad["batch-oblivious"][0]
         dat.append(f"{i} \"({v[0]})\" {sq / bo:.4f} {prel} {g_sq:.2f} {g_bo:.2f}")
-        rows.append(f"| ({v[0]}) {v[2:].replace('_', ' ')} | {fmt(sq)} | {fmt(drr)} | {fmt(bo)} | {sq / bo:.2f}× | "
+        rows.append(f"| ({v[0]}) {v[2:].replace('_', ' ')} | {fmt(sq)} | {fmt(bo)} | {sq / bo:.2f}× | "
                     f"{pbase} | {prel:.2f}× | {fmt(g_sq, 1)} vs {fmt(g_bo, 1)} |")
     with open(os.path.join(d, "fig16.dat"), "w") as f:
         f.write("# i label ours(squishy/oblivious) paper gpus_needed(squishy oblivious)\n" + "\n".join(dat) + "\n")
-    return ("| mix | squishy (ours, WR) | squishy (ours, DRR) | batch-oblivious (ours) | squishy / oblivious | "
+    return ("| mix | squishy (ours) | batch-oblivious (ours) | squishy / oblivious | "
             "batch-oblivious (paper) | Nexus / oblivious (paper, fig-read) | GPUs needed at the base load (squishy vs oblivious) |\n"
-            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+            "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 def fig17(d):
