@@ -836,6 +836,7 @@ static const row batch_rows[] = {
     R_DBL("tf_timeout_ms", nx_batch_params, tf_timeout_ms, 0, NOLIM, 0),
     R_INT("aimd_step", nx_batch_params, aimd_step, 1, 1000000, 0),
     R_DBL("aimd_backoff", nx_batch_params, aimd_backoff, 0, 1, XMIN | XMAX),
+    R_DBL("dispatch_slack_us", nx_batch_params, dispatch_slack_us, 0, NOLIM, 0),
 };
 static const table batch_table = TABLE(batch_rows);
 
@@ -912,7 +913,8 @@ void nx_experiment_init(nx_experiment *x)
         .history = 30, .low = 0.8, .high = 1.1, .profile_multiplier = 1.15, .adaptive = true,
         .split_gain = 0.1, .split_steps = 100, .keepalive_timeout_s = 3,
     };
-    x->batch = (nx_batch_params){ .tf_timeout_ms = 1, .aimd_step = 2, .aimd_backoff = 0.9 };
+    x->batch = (nx_batch_params){ .tf_timeout_ms = 1, .aimd_step = 2, .aimd_backoff = 0.9,
+                                  .dispatch_slack_us = 100 };
     x->search_lo = 0.05;
     x->search_hi = 4;
     x->search_iters = 10;

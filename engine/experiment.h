@@ -129,6 +129,8 @@ typedef struct nx_batch_params {
     double tf_timeout_ms;  /* TF-Serving batch_timeout (default 1 ms) */
     int aimd_step;         /* Clipper additive increase (default 2) */
     double aimd_backoff;   /* Clipper multiplicative decrease (default 0.9) */
+    double dispatch_slack_us; /* deferred batching: start this much before the latest
+                                 start, for late timers and network jitter (100) */
 } nx_batch_params;
 
 /* Failure injection: backend `gpu` dies at `at_s` and restarts `down_s`

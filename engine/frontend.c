@@ -478,7 +478,8 @@ static bool session_batch(nx_frontend *fe, int s, nx_time now, nx_time t0, int *
     fe->gbatch_run[s] = c_lat(fe, p, B);
     *run = c_lat(fe, p, *size);
     *latest = n >= B ? now
-                     : nx_rq_front(cq)->deadline - 2 * net - post - c_lat(fe, p, n + 1);
+                     : nx_rq_front(cq)->deadline - 2 * net - post - c_lat(fe, p, n + 1) -
+                           fe->cfg.dispatch_slack_ns; /* a late timer must still find it feasible */
     return true;
 }
 

@@ -45,6 +45,7 @@ typedef struct nx_frontend_cfg {
     bool central;
     double multiplier;          /* profile multiplier for latency estimates */
     nx_time net_ns;             /* one-way network time to a backend (delay + jitter) */
+    nx_time dispatch_slack_ns;  /* dispatch this much before the latest start */
 } nx_frontend_cfg;
 
 typedef struct nx_ctimer nx_ctimer;

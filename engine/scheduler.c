@@ -274,6 +274,8 @@ static void push_routes(nx_scheduler *sc)
 /* Re-split every multi-stage app's SLO from the rates the plan is for;
  * adopt a split on the first epoch, or when it needs at least split_gain
  * fewer GPUs than the current budgets at the same rates. */
+static int run_epoch(nx_scheduler *sc, const char *why, bool first);
+
 static bool resplit(nx_scheduler *sc, bool first)
 {
     bool any = false;
@@ -476,6 +478,54 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
     return 0;
 }
 
+/* GPU g is dead: forget it and tell every frontend (they resend or drop the
+ * calls caught there). The caller re-plans. */
+static void mark_dead(nx_scheduler *sc, int g)
+{
+    sc->alive[g] = 0;
+    sc->nalive--;
+    sc->failures++;
+    for (int f = 0; f < sc->cfg.nfrontends; f++) {
+        nx_gpu_msg *m = nx_gpu_msg_new(NX_MSG_GPU_DOWN, g);
+        m->m.src = NX_NODE_SCHEDULER;
+        m->m.dst = sc->cfg.first_frontend_node + f;
+        nx_send(sc->env, m->m.dst, &m->m);
+    }
+}
+
+int nx_scheduler_gpu_down(nx_scheduler *sc, int gpu)
+{
+    if (gpu < 0 || gpu >= sc->cfg.ngpu)
+        return NX_ERR_INVAL;
+    if (!sc->alive[gpu])
+        return 0;
+    mark_dead(sc, gpu);
+    return run_epoch(sc, "failure", false);
+}
+
+int nx_scheduler_set_alive(nx_scheduler *sc, int gpu, bool alive)
+{
+    if (gpu < 0 || gpu >= sc->cfg.ngpu)
+        return NX_ERR_INVAL;
+    if (alive != (sc->alive[gpu] != 0))
+        sc->nalive += alive ? 1 : -1;
+    sc->alive[gpu] = alive;
+    sc->last_seen[gpu] = nx_now(sc->env);
+    return 0;
+}
+
+int nx_scheduler_frontend_gone(nx_scheduler *sc, int f)
+{
+    int nf = sc->cfg.nfrontends;
+    if (f < 0 || f >= nf)
+        return NX_ERR_INVAL;
+    for (int s = 0; s < sc->cfg.nsess; s++) {
+        sc->ewma[(size_t)s * nf + f] = 0;
+        sc->seen[(size_t)s * nf + f] = 0;
+    }
+    return 0;
+}
+
 static void beacon(nx_event *ev)
 {
     nx_scheduler *sc = ev->ctx;
@@ -488,16 +538,8 @@ static void beacon(nx_event *ev)
         bool lost = false;
         for (int g = 0; g < sc->cfg.ngpu; g++)
             if (sc->alive[g] && now - sc->last_seen[g] > NX_SEC(sc->cfg.keepalive_timeout_s)) {
-                sc->alive[g] = 0;
-                sc->nalive--;
-                sc->failures++;
+                mark_dead(sc, g);
                 lost = true;
-                for (int f = 0; f < nf; f++) {
-                    nx_gpu_msg *m = nx_gpu_msg_new(NX_MSG_GPU_DOWN, g);
-                    m->m.src = NX_NODE_SCHEDULER;
-                    m->m.dst = sc->cfg.first_frontend_node + f;
-                    nx_send(sc->env, m->m.dst, &m->m);
-                }
             }
         if (lost)
             run_epoch(sc, "failure", false); /* at once, not at the next epoch */

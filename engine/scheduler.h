@@ -100,6 +100,14 @@ void nx_scheduler_free(nx_scheduler *sc);
 /* Plan from each session's est_rate, push it, start the beacon timer. */
 int nx_scheduler_start(nx_scheduler *sc);
 void nx_scheduler_stop(nx_scheduler *sc);
+/* A backend is known dead now (its connection ended): as the keep-alive
+ * timeout would, mark it, tell the frontends and re-plan at once. */
+int nx_scheduler_gpu_down(nx_scheduler *sc, int gpu);
+/* Before nx_scheduler_start(): whether a GPU slot has a backend (every slot
+ * is alive by default). Also refreshes its keep-alive clock. */
+int nx_scheduler_set_alive(nx_scheduler *sc, int gpu, bool alive);
+/* A frontend is gone: forget its rate estimates (frontend index f). */
+int nx_scheduler_frontend_gone(nx_scheduler *sc, int f);
 void nx_scheduler_recv(nx_scheduler *sc, nx_msg *m);
 
 #endif

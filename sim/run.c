@@ -662,6 +662,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             .central = bops->central,
             .multiplier = x->sched.profile_multiplier,
             .net_ns = NX_US(x->net_delay_us + x->net_jitter_us),
+            .dispatch_slack_ns = NX_US(x->batch.dispatch_slack_us),
         };
         nx_frontend_init(&r->fe[f], env, &fc);
     }
