@@ -228,7 +228,7 @@ static void serve_msg(nx_rpc_call *c, ProtobufCMessage *pm)
     if (whole)
         whole->n = 0;
     for (size_t i = 0; i < qb->n_queries; i++) {
-        const Nexus__Query *in = qb->queries[i];
+        Nexus__Query *in = qb->queries[i];
         if (!b->free_list) { /* the bounded queue is full: reject, never grow */
             b->rejected++;
             Nexus__Reply rp = NEXUS__REPLY__INIT;
@@ -250,11 +250,11 @@ static void serve_msg(nx_rpc_call *c, ProtobufCMessage *pm)
             reply(b, q);
             continue;
         }
-        if (in->input.len > 0) {
-            uint8_t *copy = nx_malloc(in->input.len);
-            memcpy(copy, in->input.data, in->input.len);
-            q->x.in = copy;
+        if (in->input.len > 0) { /* take the unpacked bytes over: no copy (rpc.h) */
+            q->x.in = in->input.data;
             q->x.nin = in->input.len;
+            qb->queries[i]->input.data = NULL;
+            qb->queries[i]->input.len = 0;
         }
         nx_time slack = in->slack_ns;
         nx_time max_slack = NX_US(4 * b->cat.max_slo_us) + NX_SEC(1);

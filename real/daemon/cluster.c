@@ -675,7 +675,8 @@ static void usage(FILE *f)
             "  --seed N               the experiment's seed unless given\n"
             "  --executor E           emulated (default), cpu or cuda\n"
             "  --models DIR           ONNX models for cpu/cuda\n"
-            "  --payload N            FP32 values per request (default 16)\n"
+            "  --payload N|auto       FP32 values per request (default 16; auto: each app's\n"
+            "                         model input, for the cpu/cuda executors)\n"
             "  --keepalive S          keep-alive period (default: scheduler.beacon_s)\n"
             "  --timeout S            keep-alive timeout (default: scheduler.keepalive_timeout_s)\n"
             "  --kill-backend SLOT@T  SIGKILL backend SLOT T seconds into the run (repeatable)\n"
@@ -733,7 +734,12 @@ int main(int argc, char **argv)
         case 'e': bad = nx_cli_long(c->prog, "--seed", optarg, 0, 1L << 62, &c->seed); break;
         case 'x': c->executor = optarg; break;
         case 'm': c->models = optarg; break;
-        case 'y': bad = nx_cli_long(c->prog, "--payload", optarg, 0, 1 << 24, &v); c->payload = (int)v; break;
+        case 'y':
+            if (strcmp(optarg, "auto") == 0)
+                c->payload = -1;
+            else if (!(bad = nx_cli_long(c->prog, "--payload", optarg, 0, 1 << 24, &v)))
+                c->payload = (int)v;
+            break;
         case 'k': bad = nx_cli_double(c->prog, "--keepalive", optarg, 0.01, 60, &c->keepalive); break;
         case 't': bad = nx_cli_double(c->prog, "--timeout", optarg, 0.05, 600, &c->timeout); break;
         case 'K': bad = parse_hook(c, "kill", optarg, false); break;

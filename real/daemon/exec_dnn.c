@@ -2,7 +2,9 @@
  * DNN engine (real/dnn/graph.h) runs each session's ONNX model,
  * MODELS/<model>.onnx, loaded and prepared once at start for every model of
  * the catalog (the CPU executor at up to DNN_MAX_BATCH, larger batches run in
- * chunks; the CUDA executor at the profile's largest batch).
+ * chunks; the CUDA executor at the profile's largest batch, run at power-of-
+ * two batch sizes only, each run once before the backend registers, since its
+ * first run at a batch size tunes and captures a CUDA graph).
  *
  * One executor thread runs batches; the loop thread gathers a batch's inputs
  * into the model's input buffer before handing it over (pre-processing) and
@@ -23,6 +25,9 @@
 #include "graph.h"
 
 #define CPU_MAX_BATCH 32   /* the CPU reserves activations for this batch; larger ones are chunked */
+/* CUDA: the first run at a batch size tunes and captures a CUDA graph (tens to hundreds of
+ * ms), so batches run at power-of-two sizes only (the rows above the batch are padding and
+ * their outputs are ignored) and every one of those is run once before the backend serves */
 
 typedef struct model {
     const nx_profile *prof;
@@ -51,6 +56,7 @@ typedef struct dnn {
     int n;                           /* requests with a good input */
     int *idx;                        /* their positions in the batch */
     bool job;                        /* handed to the thread, not yet taken */
+    bool pow2;                       /* run power-of-two batch sizes only (CUDA) */
     int rc;
     char err[256];
     nx_time exec_ns;
@@ -83,6 +89,12 @@ static void *worker(void *arg)
         nx_err_clear(&eb);
         for (int off = 0; off < d->n && rc == 0; off += m->max_batch) {
             int k = d->n - off < m->max_batch ? d->n - off : m->max_batch;
+            if (d->pow2) { /* pad up to a captured size */
+                int p = 1;
+                while (p < k)
+                    p *= 2;
+                k = p < m->max_batch ? p : m->max_batch;
+            }
             const float *in[1] = {m->in + (size_t)off * m->in_elems};
             float *out[1] = {m->out + (size_t)off * m->out_elems};
             rc = d->ops->run(m->e, k, in, out, &eb);
@@ -204,7 +216,17 @@ static int load_model(dnn *d, model *m, const nx_profile *p, bool cpu, nx_errbuf
     m->out_elems = nx_tensor_elems(&m->g.t[m->g.outputs[0]], 1);
     m->in = nx_calloc((size_t)m->max_batch * m->in_elems, sizeof(float));
     m->out = nx_calloc((size_t)m->max_batch * m->out_elems, sizeof(float));
-    return 0;
+    if (!cpu) { /* tune and capture every size a batch will run at, now rather than serving */
+        const float *in[1] = {m->in};
+        float *out[1] = {m->out};
+        for (int b = 1; rc == 0; b *= 2) {
+            int k = b < m->max_batch ? b : m->max_batch;
+            rc = d->ops->run(m->e, k, in, out, eb);
+            if (k == m->max_batch)
+                break;
+        }
+    }
+    return rc;
 }
 
 static int dnn_init_with(void **state, const nx_bexec_cfg *cfg, const nx_exec_ops *ops,
@@ -214,6 +236,7 @@ static int dnn_init_with(void **state, const nx_bexec_cfg *cfg, const nx_exec_op
     dnn *d = nx_calloc(1, sizeof *d);
     d->cfg = *cfg;
     d->ops = ops;
+    d->pow2 = ops != &nx_exec_cpu_ops;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     d->done.fn = batch_back;

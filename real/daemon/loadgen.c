@@ -77,6 +77,7 @@ struct lg {
     lcall *calls;
     nx_time *lag, *exec, *server;
     float *payload;
+    int *app_payload;            /* FP32 values per request of each app */
     nx_time t0, hard_end;
     nx_event send_ev, progress_ev, snap_ev[2];
     lhook *hk;
@@ -254,7 +255,7 @@ static void infer_done(void *ctx, int code, const char *why, ProtobufCMessage *p
             g->exec[i] = NX_US((double)v);
         if (nx_kserve_param(r, "nexus_server_us", &v))
             g->server[i] = NX_US((double)v);
-        int p = g->o->payload;
+        int p = g->app_payload[q->app];
         if (p > 0 && r->n_raw_output_contents == 1 && r->raw_output_contents[0].len == 8) {
             float out[2], sum = 0;
             memcpy(out, r->raw_output_contents[0].data, sizeof out);
@@ -287,7 +288,7 @@ static void send_one(lg *g, size_t i, nx_time now)
     nx_query *q = &g->rec[i];
     const nx_app *app = &g->cat->x.apps[q->app];
     g->lag[i] = now - (g->t0 + g->arr[i]);
-    int p = g->o->payload;
+    int p = g->app_payload[q->app];
     for (int k = 0; k < p; k++)
         g->payload[k] = (float)((i + (size_t)k) % 13);
     int64_t shape[2] = {1, p};
@@ -694,8 +695,22 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
         q->status = NX_REQ_PENDING;
         q->gpu = -1;
     }
-    int p = o->payload;
-    g->payload = nx_calloc((size_t)(p > 0 ? p : 1), sizeof(float));
+    /* payload < 0: each app's model input (its first stage's profile input_shape) */
+    g->app_payload = nx_malloc(sizeof(int) * (size_t)cat->x.napps);
+    int pmax = 1;
+    for (int a = 0; a < cat->x.napps; a++) {
+        int p = o->payload;
+        if (p < 0) {
+            const nx_profile *pr = cat->sess[cat->app_sess[a]].prof;
+            p = 1;
+            for (int k = 0; k < pr->input_ndim; k++)
+                p *= pr->input_shape[k];
+        }
+        g->app_payload[a] = p;
+        if (p > pmax)
+            pmax = p;
+    }
+    g->payload = nx_calloc((size_t)pmax, sizeof(float));
     g->rd = nx_calloc((size_t)o->nfrontends, sizeof(lready));
     g->hk = nx_calloc((size_t)o->nhooks + 1, sizeof(lhook));
     alloc_snaps(g);
@@ -732,6 +747,7 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
     free(g->exec);
     free(g->server);
     free(g->payload);
+    free(g->app_payload);
     free(g->rd);
     free(g->hk);
     free(g->fe);

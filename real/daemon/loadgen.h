@@ -35,7 +35,8 @@ typedef struct nx_loadgen_opts {
     const char *const *frontends;
     int nfrontends;
     const char *scheduler;    /* NULL: no re-plan at t = 0, no plan or failures */
-    int payload;              /* FP32 values per request (default 16; 0: no input) */
+    int payload;              /* FP32 values per request (16 by default; 0: no input; < 0:
+                                 each app's model input, its profile's input_shape) */
     double ready_timeout_s;   /* waiting for the frontends (default 30) */
     const nx_lg_hook *hooks;
     int nhooks;

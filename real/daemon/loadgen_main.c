@@ -30,7 +30,8 @@ static void usage(FILE *f)
             "  --policy NAME        the policy combination the cluster runs (default: the first)\n"
             "  --scale S            workload rate scale (default 1)\n"
             "  --seed N             the experiment's seed unless given\n"
-            "  --payload N          FP32 values per request (default 16; 0: no input tensor)\n"
+            "  --payload N|auto     FP32 values per request (default 16; 0: no input tensor;\n"
+            "                       auto: each app's model input, for the cpu/cuda executors)\n"
             "  --ready-timeout S    wait this long for the frontends (default 30)\n"
             "  --no-requests        do not write requests.csv\n"
             "  --quiet              no progress line, no table\n"
@@ -66,7 +67,12 @@ int main(int argc, char **argv)
         case 'p': policy = optarg; break;
         case 's': bad = nx_cli_double(prog, "--scale", optarg, 1e-9, 1e6, &scale); break;
         case 'e': bad = nx_cli_long(prog, "--seed", optarg, 0, 1L << 62, &seed); break;
-        case 'y': bad = nx_cli_long(prog, "--payload", optarg, 0, 1 << 24, &payload); break;
+        case 'y':
+            if (strcmp(optarg, "auto") == 0)
+                payload = -1;
+            else
+                bad = nx_cli_long(prog, "--payload", optarg, 0, 1 << 24, &payload);
+            break;
         case 'r': bad = nx_cli_double(prog, "--ready-timeout", optarg, 0.1, 3600, &ready); break;
         case 'N': requests = false; break;
         case 'q': quiet = true; break;

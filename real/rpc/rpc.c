@@ -32,7 +32,8 @@
  *     destroyed before the callback returns.
  *   - An unpacked message handed to a callback is freed right after the
  *     callback returns (protobuf_c_message_free_unpacked): callbacks copy what
- *     they keep. Messages given to nx_rpc_send()/nx_rpc_reply() stay the
+ *     they keep, or take a bytes field over by setting its data to NULL (it
+ *     was malloc'd by protobuf-c's default allocator; the taker free()s it). Messages given to nx_rpc_send()/nx_rpc_reply() stay the
  *     caller's: they are packed before the function returns.
  *   - Status details we receive are a slice owned by the call struct,
  *     unreffed when it is freed; details we send are copied by gRPC during

@@ -64,7 +64,8 @@ nx_loop *nx_rpc_loop(const nx_rpc *r);
 
 typedef struct nx_rpc_stream_ops {
     const ProtobufCMessageDescriptor *in;   /* what this side receives */
-    /* m is freed when on_msg returns; copy what must outlive it */
+    /* m is freed when on_msg returns; copy what must outlive it, or take a
+     * bytes field over (set its data to NULL: it was malloc'd, free() it) */
     void (*on_msg)(nx_rpc_call *c, ProtobufCMessage *m);
     void (*on_drain)(nx_rpc_call *c);       /* optional: nothing left to write */
     /* the end (code: gRPC status; OK when the peer finished cleanly);
