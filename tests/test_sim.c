@@ -452,6 +452,7 @@ static void test_fanout_change_resplits(void)
     CU_ASSERT(bad < late_n / 100);
     printf("\n    after %.0f s: %zu of %zu queries bad", t2->t_s + 10, bad, late_n);
     double dp_good = r.goodput;
+    nx_run_result_free(&r);
     /* the even split keeps 100 / 100 throughout */
     CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[1], &o, &r, &eb), 0);
     for (int k = 0; k < r.ntimeline; k++)
