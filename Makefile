@@ -73,7 +73,7 @@ all: $(BINS)
 
 # --- Debian packages -------------------------------------------------------
 deps: $(DEPS_STAMP)
-$(DEPS_STAMP): Makefile
+$(DEPS_STAMP): Makefile $(wildcard mk/*.mk)
 	$(Q)missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
