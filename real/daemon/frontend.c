@@ -825,6 +825,7 @@ static void start_engine(fe *f, int maxb)
         .central = f->cat.batching->central,
         .multiplier = x->sched.profile_multiplier,
         .net_ns = NX_US(x->net_delay_us + x->net_jitter_us),
+        .dispatch_slack_ns = NX_US(x->batch.dispatch_slack_us),
     };
     nx_frontend_init(&f->engine, &f->env.env, &fc);
     nx_frontend_start(&f->engine);

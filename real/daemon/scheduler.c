@@ -14,13 +14,12 @@
  * once; a keep-alive from a dead slot brings it back with a re-plan. Two
  * things are faster here than a timeout: a backend whose stream ends (its
  * process died, or it left) and a new registration. For the first, this
- * daemon tells the frontends at once (a Backends message) and makes the
- * engine run its beacon now with the backend's last keep-alive aged out, so
- * the engine declares it dead and re-plans right away; for the second it
- * hands the engine a keep-alive at registration. Each failure's detection
- * and re-plan times are kept for Status. A dead frontend's rate estimates are
- * zeroed. (The engine calls wanted for these three pokes are in
- * real/NEEDS-FROM-ENGINE.md.)
+ * daemon tells the frontends at once (a Backends message) and declares the
+ * GPU dead in the engine (nx_scheduler_gpu_down: the same path as the
+ * timeout, re-planning right away); for the second it hands the engine a
+ * keep-alive at registration. Each failure's detection and re-plan times are
+ * kept for Status. A dead frontend's rate estimates are forgotten
+ * (nx_scheduler_frontend_gone).
  *
  * Threads: the loop thread runs everything (engine, streams, timers); the
  * rpc layer's poller only hands completions over (real/rpc/rpc.c).
@@ -274,15 +273,8 @@ static void engine_start(sched *s, const char *why)
         .on_epoch_ctx = s,
     };
     nx_scheduler_init(sc, &s->env.env, &cfg);
-    /* the engine starts with every GPU alive: the slots without a backend are
-     * not (wanted: an initial liveness mask in the config) */
-    nx_time now = nx_loop_now(s->loop);
-    sc->nalive = 0;
-    for (int g = 0; g < s->maxb; g++) {
-        sc->alive[g] = s->be[g].alive;
-        sc->nalive += sc->alive[g];
-        sc->last_seen[g] = now;
-    }
+    for (int g = 0; g < s->maxb; g++) /* slots without a backend get no work */
+        nx_scheduler_set_alive(sc, g, s->be[g].alive);
     s->sc = sc;
     s->why = why;
     int rc = nx_scheduler_start(sc);
@@ -292,17 +284,11 @@ static void engine_start(sched *s, const char *why)
 }
 
 /* A backend's stream ended: the engine declares it dead now rather than
- * after its keep-alive timeout — its last keep-alive is aged out and its
- * beacon runs at once (wanted: nx_scheduler_gpu_down()). */
+ * after its keep-alive timeout, and re-plans. */
 static void engine_gpu_dead(sched *s, int g)
 {
-    nx_scheduler *sc = s->sc;
-    if (!sc || !sc->alive[g])
-        return;
-    sc->last_seen[g] = INT64_MIN / 4;
-    nx_loop_cancel(s->loop, &sc->beacon);
-    sc->beacon.time = nx_loop_now(s->loop);
-    nx_loop_at(s->loop, &sc->beacon);
+    if (s->sc && nx_scheduler_gpu_down(s->sc, g) < 0)
+        nx_log(s->who, "re-planning without backend %d failed", g);
 }
 
 /* A backend registered: the engine hears its first keep-alive now (a dead
@@ -372,10 +358,7 @@ static void node_gone(sched *s, node *n, const char *how, bool close_stream)
         send_backends(s, NULL); /* frontends stop routing to it and resend its calls */
         engine_gpu_dead(s, n->slot);
     } else if (s->sc) {
-        for (int i = 0; i < s->cat.nsess; i++) {
-            s->sc->ewma[(size_t)i * (size_t)s->maxf + (size_t)n->slot] = 0;
-            s->sc->seen[(size_t)i * (size_t)s->maxf + (size_t)n->slot] = 0;
-        }
+        nx_scheduler_frontend_gone(s->sc, n->slot);
     }
 }
 
