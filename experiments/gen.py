@@ -6,7 +6,7 @@ profiles of Fig. 9 (profiles/fig9/) and the prefix-sharing profile directory
 The outputs are committed, so `make experiments` does not need this script.
 
 Common choices (experiments/README.md, "Regime"):
-  * profiles: profiles/h100, fp32 (TF32) -- the slower of the two measured
+  * profiles: profiles/h100-pytorch, fp32 (TF32) -- the slower of the two measured
     precisions;
   * every SLO of the paper is divided by SLO_DIV = 5 (classification models:
     the paper's batch-1 GPU latencies are 3.7x (Inception), 4.9x (GoogLeNet)
@@ -94,7 +94,7 @@ def prefix_profiles():
     with open(os.path.join(d, "modeldb.yml"), "w") as f:
         f.write("# ResNet-50 variants resnet50_g00..g49 that differ only in the last (FC) layer,\n"
                 "# for the experiments (game app, Fig. 15). Trunk and head profiles are\n"
-                "# tools/derive_prefix_profiles.py's (profiles/h100); the other files here are\n"
+                "# tools/derive_prefix_profiles.py's (profiles/h100-pytorch); the other files here are\n"
                 "# links to ../h100. Written by experiments/gen.py.\n"
                 "share_prefix:\n  - name: resnet50_trunk\n    prefix: resnet50_prefix\n    models:\n")
         for i in range(PB_VARIANTS):
@@ -207,7 +207,7 @@ faces to VGG-Face (the paper's non-rush-hour data; these counts are ours), all
 within the paper's 400 ms / {SSD_DIV} = {slo(400, SSD_DIV)} ms. Nexus and its cumulative ablations as in
 the paper's bars (-QA: even SLO split; -SS: and batch-oblivious placement;
 -ED: and lazy drop), and the baselines (batch-oblivious, even split, weighted
-random).""", 16, "../profiles/h100")
+random).""", 16, "../profiles/h100-pytorch")
           + f"apps:\n  - name: traffic\n    slo_ms: {slo(400, SSD_DIV)}\n    workload: {{type: uniform, rate: 10000}}\n    stages:\n"
           + traffic_stages()
           + policies(NEXUS,
@@ -233,7 +233,7 @@ def mux(copies, paper_slo, rate_each):
 GPU, SLO {paper_slo} ms in the paper / {SLO_DIV} = {slo(paper_slo)} ms here, equal uniform rates.
 Nexus (squishy: the copies share one duty cycle, each with its own batch; one
 GPU, so the balancer does not matter) vs the baselines (batch-oblivious
-shares, each copy at its fixed saturated batch).""", 1, "../../profiles/h100")
+shares, each copy at its fixed saturated batch).""", 1, "../../profiles/h100-pytorch")
             + apps + policies(NEXUS, TFS, CLIPPER)
             + f"run: {{duration_s: 20, warmup_s: 4, seed: 1, {NET}}}\n"
             + "search: {lo: 0.1, hi: 8, iters: 7}\n")
@@ -308,7 +308,7 @@ def fig16():
               header(f"fig16_{key}", f"""SOSP'19 Fig. 16({key[0]}): squishy bin packing vs the batch-oblivious scheduler, both
 with Nexus's early drop, 16 sessions on 8 GPUs: {what}.
 SLOs are the paper's / {SLO_DIV}; uniform arrivals. Nexus's (interleaved) DRR
-balancing for both.""", 8, "../../profiles/h100")
+balancing for both.""", 8, "../../profiles/h100-pytorch")
               + txt
               + policies("{name: squishy, placement: squishy, batching: early_drop, lb: drr}",
                          "{name: batch-oblivious, placement: batch_oblivious, batching: early_drop, lb: drr}")
@@ -317,7 +317,7 @@ balancing for both.""", 8, "../../profiles/h100")
         write(f"fig16_squishy/need/{key}.yml",
               header(f"fig16_need_{key}", f"""GPUs each placement needs for the load of fig16_squishy/{key}.yml at 2x its
 rates (16,000 req/s over the 16 sessions) on a cluster big enough (64 GPUs):
-{what}. Same policies; run without --max-rate.""", 64, "../../../profiles/h100")
+{what}. Same policies; run without --max-rate.""", 64, "../../../profiles/h100-pytorch")
               + txt.replace(f"rate: ", "rate: ")
               + policies("{name: squishy, placement: squishy, batching: early_drop, lb: drr}",
                          "{name: batch-oblivious, placement: batch_oblivious, batching: early_drop, lb: drr}")
@@ -340,7 +340,7 @@ def fig17():
 Inception-v3 on a Poisson({g:g}) number of objects, 8 GPUs, SLO {s} ms (paper) / {SSD_DIV}
 = {slo(s, SSD_DIV)} ms. Nexus's split (the DP, re-run each epoch) vs an even split; both with
 squishy placement, early drop and (interleaved) DRR balancing. Uniform frame
-arrivals.""", 8, "../../profiles/h100")
+arrivals.""", 8, "../../profiles/h100-pytorch")
                   + f"apps:\n  - name: q\n    slo_ms: {slo(s, SSD_DIV)}\n    workload: {{type: uniform, rate: {rate}}}\n    stages:\n"
                   + f"      - {{name: ssd, model: ssd300_vgg16_core, precision: {PREC}}}\n"
                   + f"      - {{name: inception, model: inception_v3, precision: {PREC}, after: ssd, fanout: {{type: poisson, value: {g:g}}}}}\n"

@@ -116,7 +116,16 @@ static void load_profiles(nx_modeldb *db, const char *sub)
 static void test_h100_profiles(void)
 {
     nx_modeldb db;
+    /* the project's own measurements: 10 models x 2 precisions by nexus-profile */
     load_profiles(&db, "h100");
+    CHECK_INT(db.n, 20);
+    for (int i = 0; i < db.n; i++) {
+        CHECK_INT(db.profiles[i].max_batch, 256);
+        CHECK_TRUE(db.profiles[i].provenance && strstr(db.profiles[i].provenance, "nexus-profile"));
+    }
+    nx_modeldb_free(&db);
+    /* the converted PyTorch measurements the tests pin */
+    load_profiles(&db, "h100-pytorch");
     CHECK_INT(db.n, 24); /* 10 models x 2 precisions + the ResNet-50 trunk and head */
     CHECK_INT(db.ngroups, 1);
     for (int i = 0; i < db.n; i++) {
@@ -358,7 +367,7 @@ static const char full_yaml[] =
     "  gpus: 16\n"
     "  gpu_type: H100\n"
     "  gpu_mem_gb: 40\n"
-    "  profiles: ../profiles/h100\n"
+    "  profiles: ../profiles/h100-pytorch\n"
     "apps:\n"
     "  - name: digits\n"
     "    model: lenet\n"
@@ -440,7 +449,7 @@ static void test_experiment_full(void)
     CHECK_INT(x.gpus, 16);
     CHECK_STR(x.gpu_type, "H100");
     CHECK_DBL(x.gpu_mem_mb, 40 * 1024, 0);
-    CHECK_STR(x.profile_dir, "experiments/../profiles/h100");
+    CHECK_STR(x.profile_dir, "experiments/../profiles/h100-pytorch");
     CU_ASSERT_FATAL(x.napps == 6);
     CHECK_STR(x.apps[0].name, "digits");
     CHECK_STR(x.apps[0].model, "lenet");

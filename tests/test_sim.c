@@ -475,7 +475,7 @@ static void test_prefix_batching(void)
     if (!realpath(nx_tu_root(), root))
         CU_FAIL_FATAL("realpath");
     int off = snprintf(text, sizeof text,
-                       "name: pb\ncluster: {gpus: 1, profiles: %s/profiles/h100}\napps:\n", root);
+                       "name: pb\ncluster: {gpus: 1, profiles: %s/profiles/h100-pytorch}\napps:\n", root);
     for (int i = 0; i < 10; i++)
         off += snprintf(text + off, sizeof text - (size_t)off,
                         "  - {name: v%d, model: resnet50_v%d, precision: fp16, slo_ms: 50, "
@@ -632,7 +632,7 @@ static void test_rate_step(void)
 /* ---- determinism and the command line ---------------------------------------------- */
 
 static char g_exp_small[] =
-    "name: det\ncluster: {gpus: 3, profiles: %s/profiles/h100}\n"
+    "name: det\ncluster: {gpus: 3, profiles: %s/profiles/h100-pytorch}\n"
     "apps:\n"
     "  - {name: icon, model: resnet50, precision: fp16, slo_ms: 50, workload: {type: poisson, rate: 3000}}\n"
     "  - {name: obj, model: inception_v3, precision: fp16, slo_ms: 100, workload: {type: gamma, rate: 2000, cv: 2}}\n"
@@ -711,7 +711,7 @@ static void test_cli_bad_input(void)
     free(e);
     /* unknown key on line 4 */
     snprintf(text, sizeof text,
-             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100}\napps:\n"
+             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100-pytorch}\napps:\n"
              "  - {name: a, model: resnet50, slo_msec: 50, workload: {type: poisson, rate: 10}}\n"
              "policies: [{name: n}]\n", root);
     e = nx_tu_write(d, "bad2.yml", text);
@@ -720,7 +720,7 @@ static void test_cli_bad_input(void)
     free(e);
     /* negative rate on line 4 */
     snprintf(text, sizeof text,
-             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100}\napps:\n"
+             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100-pytorch}\napps:\n"
              "  - {name: a, model: resnet50, slo_ms: 50, workload: {type: poisson, rate: -5}}\n"
              "policies: [{name: n}]\n", root);
     e = nx_tu_write(d, "bad3.yml", text);
@@ -739,7 +739,7 @@ static void test_cli_bad_input(void)
     /* empty trace */
     free(nx_tu_write(d, "empty.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"));
     snprintf(text, sizeof text,
-             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100}\napps:\n"
+             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100-pytorch}\napps:\n"
              "  - {name: a, model: resnet50, slo_ms: 50, workload: {type: trace}}\n"
              "trace: {file: empty.csv}\npolicies: [{name: n}]\n", root);
     e = nx_tu_write(d, "bad5.yml", text);
@@ -748,7 +748,7 @@ static void test_cli_bad_input(void)
     free(e);
     /* unknown policy name */
     snprintf(text, sizeof text,
-             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100}\napps:\n"
+             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100-pytorch}\napps:\n"
              "  - {name: a, model: resnet50, slo_ms: 50, workload: {type: poisson, rate: 10}}\n"
              "policies: [{name: n, batching: eager_drop}]\n", root);
     e = nx_tu_write(d, "bad6.yml", text);
@@ -757,7 +757,7 @@ static void test_cli_bad_input(void)
     free(e);
     /* unknown model */
     snprintf(text, sizeof text,
-             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100}\napps:\n"
+             "name: x\ncluster: {gpus: 2, profiles: %s/profiles/h100-pytorch}\napps:\n"
              "  - {name: a, model: resnet51, slo_ms: 50, workload: {type: poisson, rate: 10}}\n"
              "policies: [{name: n}]\n", root);
     e = nx_tu_write(d, "bad7.yml", text);

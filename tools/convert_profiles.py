@@ -5,7 +5,7 @@ Reads the per-batch CUDA-graph latencies measured by shared/data/h100-pytorch-cu
 (a JSON file) and writes one profile YAML per model and precision, in the format that
 engine/config.c (nx_profile_parse) reads:
 
-    profiles/h100/<model>-<precision>.yml
+    profiles/h100-pytorch/<model>-<precision>.yml
 
 Measured batch sizes are kept as they are (sparse: 1,2,3,4,6,8,...,256); the engine
 interpolates between them. The data has no CPU pre/post-processing cost, so both are 0.

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Writes profiles/h100/resnet50_prefix-<prec>.yml, resnet50_fc-<prec>.yml and
-profiles/h100/modeldb.yml: the shared trunk and the last layer of ResNet-50
+"""Writes profiles/h100-pytorch/resnet50_prefix-<prec>.yml, resnet50_fc-<prec>.yml and
+profiles/h100-pytorch/modeldb.yml: the shared trunk and the last layer of ResNet-50
 variants that differ only in their final fully connected layer (the paper's
 prefix-batching experiment, Fig. 15).
 
@@ -34,7 +34,7 @@ for prec in ("fp16", "fp32"):
     prov_pre = (f"derived: {SRC} resnet50 {prec} (CUDA-graph replay on NVIDIA H100 80GB HBM3) "
                 f"minus the estimated FC head (resnet50_fc-{prec}.yml); by tools/derive_prefix_profiles.py")
     for name, pts, prov in (("resnet50_fc", fc, prov_fc), ("resnet50_prefix", pre, prov_pre)):
-        with open(f"profiles/h100/{name}-{prec}.yml", "w") as f:
+        with open(f"profiles/h100-pytorch/{name}-{prec}.yml", "w") as f:
             f.write(f"# {name} {prec} on NVIDIA H100 80GB HBM3 ({prov.split(':')[0]})\n")
             f.write(f"model: {name}\ngpu: H100\nprecision: {prec}\n")
             f.write(f"input_shape: {[2048] if name == 'resnet50_fc' else [3, 224, 224]}\n")
@@ -42,7 +42,7 @@ for prec in ("fp16", "fp32"):
             f.write(f'provenance: "{prov}"\nbatches:\n')
             for b, m, s, mem in pts:
                 f.write(f"  - {{batch: {b}, mean_us: {m:.1f}, std_us: {s:.1f}, mem_mb: {mem:.1f}}}\n")
-with open("profiles/h100/modeldb.yml", "w") as f:
+with open("profiles/h100-pytorch/modeldb.yml", "w") as f:
     f.write("# The model DB: models that share a prefix (nexus-sim plans them together and\n"
             "# runs the prefix once on the merged batch). Written by tools/derive_prefix_profiles.py.\n")
     f.write("share_prefix:\n  - name: resnet50_trunk\n    prefix: resnet50_prefix\n    models:\n")
