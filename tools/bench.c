@@ -3,7 +3,8 @@
  *  1. simulator speed: simulated requests per wall-clock second on the
  *     100-GPU experiment experiments/bench100.yml (Nexus policies), one core;
  *  2. the event heap alone: push/pop pairs per second, for reference;
- *  3. placement time: squishy bin packing of 1,000 sessions on 1,000 GPUs. */
+ *  3. placement time: squishy bin packing of 1,000 sessions on 1,000 GPUs;
+ *  4. scale: a 10 s simulation of 1,000 GPUs and 10,000 sessions. */
 #include "load.h"
 #include "run.h"
 #include "sim.h"
@@ -140,6 +141,58 @@ static void bench_placement(void)
     free(ss);
 }
 
+/* 1,000 GPUs and 10,000 sessions (8 models, fp16/fp32, SLOs 50-200 ms, 5-60
+ * req/s each, ~325,000 req/s): the experiment is written in memory. */
+static int bench_scale(void)
+{
+    size_t cap = 2 << 20, off = 0;
+    char *y = nx_malloc(cap);
+    off += (size_t)snprintf(y + off, cap - off,
+                            "name: scale\ncluster: {gpus: 1000, profiles: profiles/h100-pytorch}\napps:\n");
+    static const char *const models[] = {"resnet50", "inception_v3", "googlenet", "mobilenet_v2",
+                                         "resnet18", "squeezenet1_0", "densenet121", "vgg16"};
+    uint64_t x = 7;
+    for (int i = 0; i < 10000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        off += (size_t)snprintf(y + off, cap - off,
+                                "  - {name: s%05d, model: %s, precision: %s, slo_ms: %d, workload: {type: poisson, rate: %.1f}}\n",
+                                i, models[(x >> 33) % 8], (x >> 40) & 1 ? "fp16" : "fp32",
+                                50 * (int)(1 + (x >> 45) % 4), 5.0 + (double)((x >> 20) % 550) / 10);
+    }
+    off += (size_t)snprintf(y + off, cap - off,
+                            "policies: [{name: nexus}]\nrun: {duration_s: 10, warmup_s: 2, seed: 1}\n"
+                            "scheduler: {epoch_s: 5, min_epoch_s: 5, history: 3}\n");
+    nx_experiment xp;
+    nx_modeldb db;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    nx_experiment_init(&xp);
+    nx_modeldb_init(&db);
+    int rc = nx_experiment_parse(&xp, y, off, "scale.yml", &eb);
+    if (!rc)
+        rc = nx_load_profile_dir(&db, xp.profile_dir, &eb);
+    if (!rc)
+        rc = nx_experiment_resolve(&xp, &db, &eb);
+    nx_run_result r;
+    nx_run_opts o = {.scale = 1, .seed = 1};
+    if (!rc)
+        rc = nx_run(&xp, &xp.combos[0], &o, &r, &eb);
+    if (rc < 0) {
+        fprintf(stderr, "nexus-bench: scale: %s\n", eb.msg);
+    } else {
+        printf("scale:            %d GPUs, %d sessions, %.0f s simulated: %llu requests (%.0f req/s offered), "
+               "%llu epochs, %.1f s wall (%.2f M requests/s); bad rate %.3f %%, %.0f GPUs used\n",
+               xp.gpus, xp.napps, xp.duration_s, (unsigned long long)r.total_requests,
+               r.offered_rate, (unsigned long long)r.epochs, r.wall_s,
+               (double)r.total_requests / r.wall_s / 1e6, 100 * r.bad_rate, r.gpus_used_avg);
+        nx_run_result_free(&r);
+    }
+    nx_experiment_free(&xp);
+    nx_modeldb_free(&db);
+    free(y);
+    return rc < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "experiments/bench100.yml";
@@ -147,5 +200,5 @@ int main(int argc, char **argv)
     if (bench_sim(path) != 0)
         return 1;
     bench_placement();
-    return 0;
+    return bench_scale();
 }
