@@ -107,30 +107,35 @@ static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
 
 /* The batch a session not in the table runs at: the saturated rule, the
  * largest b whose worst case 2 x l(b) fits its SLO (at least 1). */
-static int default_batch(const nx_backend *be, const nx_bsess *probe)
+static int default_batch(const nx_bsess *probe)
 {
     nx_time slo = NX_US(probe->slo_us);
     int b = 1;
     while (b < probe->prof->max_batch && 2 * nx_bsess_lat(probe, b + 1) <= slo)
         b++;
-    (void)be;
     return b;
+}
+
+/* Queue r in its session's slot. A request for a session not in the table
+ * (a stale route: the session left this GPU's table a moment ago, or one
+ * that outran its table) is served from an unplanned slot, which drains and
+ * disappears, rather than dropped. */
+static void queue_req(nx_backend *be, nx_req *r)
+{
+    nx_bsess *bs = find_slot(be, r->session);
+    if (!bs) {
+        be->no_session++;
+        bs = add_slot(be, r->session, 1);
+        bs->planned = false;
+        bs->target_batch = default_batch(bs);
+    }
+    r->ready = nx_now(be->env);
+    nx_rq_push(&bs->q, r);
 }
 
 static void enqueue(nx_backend *be, nx_req *r)
 {
-    nx_bsess *bs = find_slot(be, r->session);
-    if (!bs) {
-        /* a stale route (the session left this GPU's table a moment ago), or
-         * a request that outran its table: serve it from an unplanned slot,
-         * which drains and disappears, rather than drop it */
-        be->no_session++;
-        bs = add_slot(be, r->session, 1);
-        bs->planned = false;
-        bs->target_batch = default_batch(be, bs);
-    }
-    r->ready = nx_now(be->env);
-    nx_rq_push(&bs->q, r);
+    queue_req(be, r);
     kick(be);
 }
 
@@ -390,18 +395,8 @@ void nx_backend_recv(nx_backend *be, nx_msg *m)
         break;
     case NX_MSG_BATCH: { /* a centrally formed batch: queue it whole, then run */
         nx_batch_msg *bm = (nx_batch_msg *)m;
-        for (int i = 0; i < bm->n; i++) {
-            nx_req *r = bm->reqs[i];
-            nx_bsess *bs = find_slot(be, r->session);
-            if (!bs) {
-                be->no_session++;
-                bs = add_slot(be, r->session, 1);
-                bs->planned = false;
-                bs->target_batch = default_batch(be, bs);
-            }
-            r->ready = nx_now(be->env);
-            nx_rq_push(&bs->q, r);
-        }
+        for (int i = 0; i < bm->n; i++)
+            queue_req(be, bm->reqs[i]);
         free(bm);
         kick(be);
         break;

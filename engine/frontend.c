@@ -609,15 +609,14 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
         }
         r->cursor = 0;
         r->wsum = 0;
-        r->wmax = 0;
-        r->wmin = n > 0 ? m->w[m->off[s]] : 0;
+        r->wmin = r->wmax = n > 0 ? m->w[m->off[s]] : 0;
         for (int k = 0; k < n; k++) {
             r->gpu[k] = m->gpu[m->off[s] + k];
             r->w[k] = m->w[m->off[s] + k];
             r->wsum += r->w[k];
             r->cum[k] = r->wsum;
-            if (r->w[k] < r->wmin)
-                r->wmin = r->w[k];
+            r->wmin = NX_MIN(r->wmin, r->w[k]);
+            r->wmax = NX_MAX(r->wmax, r->w[k]);
         }
         fe->budget_us[s] = m->slo_us[s];
     }

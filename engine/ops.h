@@ -98,7 +98,7 @@ typedef struct nx_route {
     double *w;
     double *cum;         /* cum[i] = w[0] + ... + w[i] (weighted random: binary search) */
     double wsum, wmin;
-    double wmax;         /* 0 until a policy needs it (set by the route's owner to 0 on change) */
+    double wmax;
     double *deficit;     /* DRR */
     int cursor;          /* DRR */
 } nx_route;

@@ -20,6 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Nexus plans and tests triggers with at least this rate (req/s): an idle
+ * session keeps a slot, and its trigger test is not always true. */
+#define MIN_PLAN_RATE 0.1
+
 void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cfg)
 {
     memset(sc, 0, sizeof *sc);
@@ -286,7 +290,7 @@ static bool resplit(nx_scheduler *sc, bool first)
         int base = sc->cfg.app_sess[a];
         double rate[NX_APP_MAX_STAGES];
         for (int v = 0; v < app->nstages; v++)
-            rate[v] = sc->plan_rate[base + v] > 0.1 ? sc->plan_rate[base + v] : 0.1;
+            rate[v] = NX_MAX(sc->plan_rate[base + v], MIN_PLAN_RATE);
         nx_split_in in = {
             .app = app,
             .rate = rate,
@@ -440,7 +444,7 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
     /* as Nexus, plan for at least 0.1 req/s: an idle session keeps a slot,
      * and its trigger test (against 0.1) is not always true */
     for (int s = 0; s < sc->cfg.nsess; s++) {
-        sc->specs[s].rate = sc->plan_rate[s] > 0.1 ? sc->plan_rate[s] : 0.1;
+        sc->specs[s].rate = NX_MAX(sc->plan_rate[s], MIN_PLAN_RATE);
         sc->plan_rate_floor[s] = sc->specs[s].rate;
     }
     build_units(sc);
@@ -557,7 +561,7 @@ static void beacon(nx_event *ev)
         if (sc->hist[s] >= sc->cfg.p.history) {
             sc->plan_rate[s] = r;
             double t = sc->tput[s];
-            double rr = r > 0.1 ? r : 0.1;
+            double rr = NX_MAX(r, MIN_PLAN_RATE);
             if (rr < sc->cfg.p.low * t || rr > sc->cfg.p.high * t)
                 trigger = true;
         }

@@ -33,20 +33,9 @@ static int pick_with(nx_route *r, uint64_t *rng, double unit)
     return nx_lb_weighted_pick(r, rng);
 }
 
-static double wmax(const nx_route *r)
-{
-    double m = 0;
-    for (int i = 0; i < r->n; i++)
-        if (r->w[i] > m)
-            m = r->w[i];
-    return m;
-}
-
 static int pick_interleaved(nx_route *r, const int *outstanding, uint64_t *rng)
 {
     (void)outstanding;
-    if (!(r->wmax > 0))
-        r->wmax = wmax(r);
     return pick_with(r, rng, r->wmax);
 }
 

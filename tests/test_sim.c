@@ -129,14 +129,21 @@ static void write_linear_profile(const char *dir, const char *model, double alph
     free(nx_tu_write(dir, name, text));
 }
 
+/* A fresh temp dir with an empty profiles/ in it (its path in pdir). */
+static char *fixture_dir(char *pdir, size_t n)
+{
+    char *d = nx_tu_tmpdir();
+    snprintf(pdir, n, "%s/profiles", d);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    return d;
+}
+
 /* ---- accounting ---------------------------------------------------------------- */
 
 static void test_accounting(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     write_linear_profile(pdir, "m1", 1.0, 20, 64);
     write_linear_profile(pdir, "m2", 0.5, 10, 64);
     char *exp = nx_tu_write(d, "e.yml",
@@ -184,10 +191,8 @@ static void test_accounting(void)
  * route (Nexus plans every session for at least 0.1 req/s). */
 static void test_zero_rate_steps(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     write_linear_profile(pdir, "m", 1.0, 10, 64);
     char *exp = nx_tu_write(d, "e.yml",
                             "name: zero\ncluster: {gpus: 4, profiles: profiles}\n"
@@ -230,10 +235,8 @@ static void test_zero_rate_steps(void)
  * paper's simulation fixed. */
 static void test_early_vs_lazy(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     write_linear_profile(pdir, "fig9", 1.0, 25.0, 64);
     char *exp = nx_tu_write(d, "e.yml",
                             "name: fig9\ncluster: {gpus: 1, profiles: profiles}\n"
@@ -274,10 +277,8 @@ static void test_early_vs_lazy(void)
  * differs (the paper compares squishy against batch-oblivious Nexus). */
 static void test_squishy_vs_oblivious(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     static const double shape[6][2] = {{1.0, 20}, {0.5, 15}, {2.0, 10}, {0.8, 30}, {0.3, 8}, {1.5, 25}};
     for (int m = 0; m < 6; m++) {
         char name[8];
@@ -382,10 +383,8 @@ static void test_trace_replay(void)
  * 0.1: 1 for the first 60 s (gamma = 0.1), 100 after (gamma = 10). */
 static void test_fanout_change_resplits(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     write_linear_profile(pdir, "mx", 1.0, 10, 128);
     write_linear_profile(pdir, "my", 1.0, 10, 128);
     /* 100 queries/s for 120 s, uniform */
@@ -518,10 +517,8 @@ static void test_prefix_batching(void)
 
 static void test_backend_failure(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     write_linear_profile(pdir, "m", 1.0, 10, 64);
     /* 2,000 req/s of a model that serves 800 req/s per GPU at most: 3 GPUs of
      * 5; GPU 0 dies at 20 s and restarts at 40 s */
@@ -582,10 +579,8 @@ static void test_backend_failure(void)
 
 static void test_rate_step(void)
 {
-    char *d = nx_tu_tmpdir();
     char pdir[512];
-    snprintf(pdir, sizeof pdir, "%s/profiles", d);
-    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    char *d = fixture_dir(pdir, sizeof pdir);
     /* T at the saturated batch: l(B) <= 50 ms with l = b + 10 -> B = 40, 800 req/s */
     write_linear_profile(pdir, "m", 1.0, 10, 64);
     char *exp = nx_tu_write(
