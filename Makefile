@@ -63,7 +63,8 @@ BINS := $(BUILD)/bin/nexus-sim $(BUILD)/bin/nexus-bench $(BUILD)/bin/nexus-trace
 # (CUnit binaries that `make test` runs), EXTRA_TEST_CMDS (other test commands
 # that `make test` runs, each must exit 0) and BENCH_CMDS, and bring their rules.
 EXTRA_TEST_BIN :=
-EXTRA_TEST_CMDS :=
+# golden simulations: summary.json byte for byte (tests/golden/check.sh)
+EXTRA_TEST_CMDS := tests/golden/check.sh
 BENCH_CMDS :=
 include $(sort $(wildcard mk/*.mk))
 

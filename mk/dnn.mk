@@ -41,6 +41,12 @@ DNN_TEST_BIN := $(DNN_TEST_SRC:tests/dnn/%.c=$(BUILD)/tests/dnn/%)
 BINS += $(BUILD)/bin/nexus-profile
 EXTRA_TEST_BIN += $(DNN_TEST_BIN)
 
+# Debian's schema is a package file: on a fresh machine it exists only once `make deps` has run,
+# so it is made by the deps stamp (without this rule make gives up before installing anything:
+# "No rule to make target '/usr/include/onnx/onnx.proto'")
+$(DNN_PROTO): | $(DEPS_STAMP)
+	$(Q)test -f $@ || { echo "$@ is missing: install Debian's libonnx-dev (make deps)" >&2; exit 1; }
+
 $(DNN_PB_C) $(DNN_PB_H) &: $(DNN_PROTO) | $(DEPS_STAMP)
 	@mkdir -p $(DNN_GEN)
 	@$(if $(filter 1,$(V)),,echo "  PROTOC-C  $(DNN_PROTO)")
