@@ -1,8 +1,8 @@
 /* experiment.h — the experiment description: cluster, apps (sessions), workload
  * per app, policy combinations to compare, run timing, scheduler parameters.
  *
- * Parsed from YAML (engine/config.c, from a memory buffer: the engine does no
- * I/O; sim/load.c reads the files). Every field has a table row in config.c
+ * Parsed from YAML (engine/config_experiment.c, from a memory buffer: the engine
+ * does no I/O; sim/load.c reads the files). Every field has a table row there
  * with its type, range and default; an unknown key is an error naming file:line. */
 #ifndef NX_EXPERIMENT_H
 #define NX_EXPERIMENT_H

@@ -1,5 +1,5 @@
 /* load.c — reads experiments, profile directories and traces from disk and
- * hands the bytes to the engine's parsers (engine/config.c), which never touch
+ * hands the bytes to the engine's parsers (engine/config_*.c), which never touch
  * files themselves. Errors name the path and the system's reason (strerror). */
 #include "load.h"
 

@@ -1,4 +1,4 @@
-/* test_config.c — CUnit suite for the parsers (engine/config.c) and the loading
+/* test_config.c — CUnit suite for the parsers (engine/config_*.c) and the loading
  * layer (sim/load.c): the committed H100 and toy profiles, the Azure code trace,
  * experiment files with every field and with defaults, and bad input of every
  * kind, each checked for its error code and for a message that names the file

@@ -3,7 +3,7 @@
 
 Reads the per-batch CUDA-graph latencies measured by shared/data/h100-pytorch-cudagraph.py
 (a JSON file) and writes one profile YAML per model and precision, in the format that
-engine/config.c (nx_profile_parse) reads:
+engine/config_profile.c (nx_profile_parse) reads:
 
     profiles/h100-pytorch/<model>-<precision>.yml
 

@@ -1,6 +1,6 @@
 /* test_dnn_profile.c — CUnit suite for nexus-profile: it profiles the zoo's LeNet on the CPU
  * over a sparse batch list and the file it writes must load with the simulator's own profile
- * parser (engine/config.c) with the right model, shape, batches and positive costs; bad
+ * parser (engine/config_profile.c) with the right model, shape, batches and positive costs; bad
  * arguments exit 2 naming the option; --gpu without a CUDA build exits non-zero saying so.
  * The binary is $NX_BUILD/bin/nexus-profile (NX_BUILD is set by `make test`). */
 #include <stdlib.h>
