@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "plan.h"
 #include "policies.h"
@@ -627,9 +626,11 @@ static void test_cluster_limit(void)
     toy_free(&t);
 }
 
-/* ---- speed: 1000 sessions on 1000 GPUs ------------------------------------------ */
+/* ---- scale: 1000 sessions on 1000 GPUs ------------------------------------------ */
 
-static void test_speed(void)
+/* Zipf rates over the zoo's shapes: every session is placed or counted unassigned. How
+ * fast squishy packs an instance this size is a benchmark (nexus-bench, `make bench`). */
+static void test_scale(void)
 {
     enum { NS = 1000, NG = 1000 };
     nx_profile prof[NZOO];
@@ -648,16 +649,15 @@ static void test_speed(void)
     nx_place_ctx c = mk_ctx(s, NS, NG);
     nx_plan p;
     nx_plan_init(&p, NG, NS);
-    struct timespec t0, t1;
-    int reps = 10;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int k = 0; k < reps; k++)
-        CU_ASSERT_EQUAL(nx_place_squishy_ops.place(&c, &p), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ms = ((t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6) / reps;
-    printf("\n    squishy: %d sessions -> %d of %d GPUs in %.2f ms ", NS, p.used, NG, ms);
-    CU_ASSERT(p.used <= NG);
-    CU_ASSERT(ms < 1000);   /* loose: sanitizer builds are slow; the target is 10 ms */
+    CU_ASSERT_EQUAL(nx_place_squishy_ops.place(&c, &p), 0);
+    printf("\n    squishy: %d sessions -> %d of %d GPUs, %.0f req/s unassigned ", NS, p.used, NG,
+           total_unassigned(&p));
+    CU_ASSERT(p.used > 0 && p.used <= NG);
+    int uncovered = 0;   /* throughput + unassigned covers the rate (as in check_plan) */
+    for (int i = 0; i < NS; i++)
+        uncovered += nx_plan_session_throughput(&p, i) + p.unassigned[i] <
+                     s[i].rate * (1 - 1e-9) - 1e-6;
+    CU_ASSERT_EQUAL(uncovered, 0);
     nx_plan_free(&p);
     free(s);
     for (int i = 0; i < NZOO; i++)
@@ -698,7 +698,7 @@ int main(void)
         !CU_add_test(su, "zipf mix: squishy uses fewer GPUs", test_zipf_mix) ||
         !CU_add_test(su, "invariants over random instances", test_random_invariants) ||
         !CU_add_test(su, "cluster limit", test_cluster_limit) ||
-        !CU_add_test(su, "speed: 1000 sessions on 1000 GPUs", test_speed) ||
+        !CU_add_test(su, "scale: 1000 sessions on 1000 GPUs", test_scale) ||
         !CU_add_test(su, "registry", test_registry)) {
         CU_cleanup_registry();
         return 1;

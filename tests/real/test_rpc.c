@@ -1,8 +1,8 @@
 /* test_rpc.c — CUnit suite for the real cluster's building blocks: the event
  * loop (timer order, cancellation, cross-thread posts, signals), the gRPC
- * layer (unary and streaming calls, deferred replies, malformed and oversized
- * messages, unknown methods, deadlines, closes from either side, shutdown
- * with calls in flight), the engine-message <-> protobuf conversions and
+ * layer (unary and streaming calls, deferred replies, malformed, truncated
+ * and oversized messages, unknown methods, deadlines, closes from either side,
+ * shutdown with calls in flight), the engine-message <-> protobuf conversions and
  * their checks, KServe v2 input checks, and the catalog's hash. */
 #include <CUnit/Basic.h>
 #include <pthread.h>
@@ -14,6 +14,7 @@
 
 #include "catalog.h"
 #include "kserve.h"
+#include "load.h"
 #include "loop.h"
 #include "nexus.pb-c.h"
 #include "rpc.h"
@@ -147,6 +148,7 @@ typedef struct svc {
     int replies;
     int client_closes, client_close_code;
     char client_close_why[256];
+    Nexus__QueryBatch *echoed;   /* the last echo's reply, unpacked (NULL if none) */
     int want;                  /* stop the loop after this many events */
     int events;
     nx_event guard;
@@ -184,6 +186,12 @@ static void status_handler(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     r.planning = 1;
     r.now_ns = 42;
     nx_rpc_reply(c, &r.base);
+}
+
+/* /nexus.Test/Echo: the request as the server decoded it, packed back as the reply. */
+static void echo_handler(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
+{
+    nx_rpc_reply(c, pm);
 }
 
 static void srv_stream_msg(nx_rpc_call *c, ProtobufCMessage *pm)
@@ -241,10 +249,13 @@ static void guard_fire(nx_event *ev)
     nx_loop_stop(s->l);
 }
 
-static const nx_rpc_method test_methods[2] = {
+#define NMETHODS 3
+static const nx_rpc_method test_methods[NMETHODS] = {
     {.path = "/nexus.Scheduler/Status", .req = &nexus__status_request__descriptor,
      .on_unary = status_handler},
     {.path = "/nexus.Backend/Serve", .stream = &srv_stream_ops, .on_open = srv_stream_open},
+    {.path = "/nexus.Test/Echo", .req = &nexus__query_batch__descriptor,
+     .on_unary = echo_handler},
 };
 
 static void svc_up(svc *s, size_t max_msg, nx_rpc_method *m)
@@ -255,10 +266,11 @@ static void svc_up(svc *s, size_t max_msg, nx_rpc_method *m)
     CU_ASSERT_EQUAL_FATAL(nx_rpc_init(&s->srv, s->l, &cfg, NULL), 0);
     CU_ASSERT_EQUAL_FATAL(nx_rpc_init(&s->cli, s->l, &cfg, NULL), 0);
     memcpy(m, test_methods, sizeof test_methods);
-    m[0].ctx = m[1].ctx = s;
+    for (int i = 0; i < NMETHODS; i++)
+        m[i].ctx = s;
     nx_errbuf eb;
     nx_err_clear(&eb);
-    CU_ASSERT_EQUAL_FATAL(nx_rpc_serve(s->srv, "127.0.0.1:0", m, 2, &s->port, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(nx_rpc_serve(s->srv, "127.0.0.1:0", m, NMETHODS, &s->port, &eb), 0);
     snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
 }
 
@@ -321,10 +333,108 @@ static void unary_done(void *ctx, int code, const char *why, ProtobufCMessage *p
     bump(s);
 }
 
+static void echo_done(void *ctx, int code, const char *why, ProtobufCMessage *pm)
+{
+    svc *s = ctx;
+    s->done++;
+    s->code = code;
+    snprintf(s->why, sizeof s->why, "%s", why);
+    if (s->echoed)
+        protobuf_c_message_free_unpacked(&s->echoed->base, NULL);
+    s->echoed = NULL;
+    if (pm) { /* a copy: the rpc layer frees pm when this returns */
+        uint8_t buf[1024];
+        size_t n = protobuf_c_message_get_packed_size(pm);
+        CU_ASSERT_FATAL(n <= sizeof buf);
+        protobuf_c_message_pack(pm, buf);
+        s->echoed = nexus__query_batch__unpack(NULL, n, buf);
+    }
+    bump(s);
+}
+
+/* Whether echoed query e equals q field by field. */
+static bool query_eq(const Nexus__Query *e, const Nexus__Query *q)
+{
+    return e->id == q->id && e->session == q->session && e->slack_ns == q->slack_ns &&
+           e->input.len == q->input.len &&
+           (q->input.len == 0 || memcmp(e->input.data, q->input.data, q->input.len) == 0);
+}
+
+/* Every truncation of a non-empty request. Protobuf has no end marker, so a prefix
+ * that ends between two top-level fields is a valid, shorter message; every other
+ * prefix (inside a tag, a varint, a length or a nested message) must be refused.
+ * The boundaries are computed by packing the first j queries, not by decoding. */
+static void check_truncations(svc *s, nx_rpc_channel *ch)
+{
+    static uint8_t blob[130];
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (uint8_t)(i * 7 + 1);
+    Nexus__Query q[3], *qp[3];
+    for (int i = 0; i < 3; i++) {
+        nexus__query__init(&q[i]);
+        qp[i] = &q[i];
+    }
+    q[0].id = 1, q[0].session = 2, q[0].slack_ns = -5;   /* a 10-byte varint */
+    q[0].input.data = (uint8_t *)"abc", q[0].input.len = 3;
+    q[1].id = 300, q[1].slack_ns = 1000000000;            /* session 0, no input: omitted */
+    q[2].id = 1ull << 40, q[2].session = 7;
+    q[2].input.data = blob, q[2].input.len = sizeof blob; /* a 2-byte nested length */
+    Nexus__QueryBatch qb = NEXUS__QUERY_BATCH__INIT;
+    qb.queries = qp;
+    size_t bound[4];   /* bound[j]: the packed size of the first j queries alone */
+    for (int j = 0; j <= 3; j++) {
+        qb.n_queries = (size_t)j;
+        bound[j] = protobuf_c_message_get_packed_size(&qb.base);
+    }
+    qb.whole = 1;
+    uint8_t buf[512];
+    size_t len = protobuf_c_message_pack(&qb.base, buf);
+    CU_ASSERT_EQUAL(bound[0], 0);
+    CU_ASSERT(bound[1] > 12 && bound[2] > bound[1] && bound[3] > bound[2] + 130);
+    CU_ASSERT_EQUAL(len, bound[3] + 2);   /* whole = true: tag and one byte, last */
+    int accepted = 0, refused = 0;
+    for (size_t k = 0; k <= len; k++) {
+        int j = -1;   /* queries in a valid prefix; -1: not a field boundary */
+        for (int b = 0; b <= 3; b++)
+            if (k == bound[b])
+                j = b;
+        if (k == len)
+            j = 3;
+        s->code = -1;
+        nx_rpc_unary_bytes(ch, "/nexus.Test/Echo", buf, k, &nexus__query_batch__descriptor,
+                           NX_SEC(5), true, echo_done, s);
+        svc_run(s, 1);
+        if (j < 0) {
+            if (s->code != NX_RPC_INVALID_ARGUMENT || !strstr(s->why, "does not parse"))
+                fprintf(stderr, "\n  truncation to %zu of %zu bytes: code %d (%s), want %d\n", k,
+                        len, s->code, s->why, NX_RPC_INVALID_ARGUMENT);
+            CU_ASSERT_EQUAL(s->code, NX_RPC_INVALID_ARGUMENT);
+            CU_ASSERT_PTR_NOT_NULL(strstr(s->why, "does not parse"));
+            refused += s->code == NX_RPC_INVALID_ARGUMENT;
+            continue;
+        }
+        if (s->code != NX_RPC_OK)
+            fprintf(stderr, "\n  prefix of %zu bytes (%d queries): code %d (%s), want OK\n", k, j,
+                    s->code, s->why);
+        CU_ASSERT_EQUAL(s->code, NX_RPC_OK);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s->echoed);
+        CU_ASSERT_EQUAL(s->echoed->n_queries, (size_t)j);
+        for (int i = 0; i < j && i < (int)s->echoed->n_queries; i++)
+            CU_ASSERT_TRUE(query_eq(s->echoed->queries[i], &q[i]));
+        CU_ASSERT_EQUAL(s->echoed->whole, k == len);
+        accepted++;
+    }
+    CU_ASSERT_EQUAL(accepted, 5);   /* 0, 1, 2 and 3 queries, and the whole message */
+    CU_ASSERT_EQUAL(refused, (int)len + 1 - 5);
+    if (s->echoed)
+        protobuf_c_message_free_unpacked(&s->echoed->base, NULL);
+    s->echoed = NULL;
+}
+
 static void test_rpc_unary(void)
 {
     svc s;
-    nx_rpc_method m[2];
+    nx_rpc_method m[NMETHODS];
     svc_up(&s, 4096, m);
     nx_rpc_channel *ch = nx_rpc_connect(s.cli, s.addr);
     Nexus__StatusRequest rq = NEXUS__STATUS_REQUEST__INIT;
@@ -355,16 +465,8 @@ static void test_rpc_unary(void)
     svc_run(&s, 1);
     CU_ASSERT_EQUAL(s.code, NX_RPC_INVALID_ARGUMENT);
     CU_ASSERT_PTR_NOT_NULL(strstr(s.why, "does not parse"));
-    /* every truncation of a valid request: OK or INVALID_ARGUMENT, never a crash */
-    Nexus__StatusRequest big = NEXUS__STATUS_REQUEST__INIT;
-    uint8_t buf[64];
-    size_t len = protobuf_c_message_pack(&big.base, buf);
-    for (size_t k = 0; k <= len; k++) {
-        nx_rpc_unary_bytes(ch, "/nexus.Scheduler/Status", buf, k,
-                           &nexus__status_reply__descriptor, NX_SEC(5), true, unary_done, &s);
-        svc_run(&s, 1);
-        CU_ASSERT(s.code == NX_RPC_OK || s.code == NX_RPC_INVALID_ARGUMENT);
-    }
+    /* every truncation of a non-empty request: refused, or a shorter valid message */
+    check_truncations(&s, ch);
     /* unknown method */
     nx_rpc_unary(ch, "/nexus.Scheduler/Nope", &rq.base, &nexus__status_reply__descriptor,
                  NX_SEC(5), true, unary_done, &s);
@@ -432,7 +534,7 @@ static void send_batch(nx_rpc_call *c, uint64_t first, int n)
 static void test_rpc_stream(void)
 {
     svc s;
-    nx_rpc_method m[2];
+    nx_rpc_method m[NMETHODS];
     svc_up(&s, 0, m);
     nx_rpc_channel *ch = nx_rpc_connect(s.cli, s.addr);
     nx_rpc_call *c;
@@ -600,6 +702,48 @@ static void test_kserve_input(void)
     CU_ASSERT_EQUAL(nx_kserve_input(&rq, &data, &len, why, sizeof why), NX_ERR_INVAL);
 }
 
+/* The catalog hash of tests/real/e2e.yml at `scale`, computed here from the file's apps
+ * and the profiles loaded directly (not through a simulated run): FNV-1a over the
+ * experiment name, the scale, then per session its name, model, precision, SLO (us),
+ * max batch and dense mean-latency table, as catalog.c defines it. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t e2e_hash(double scale)
+{
+    static const struct {
+        const char *name, *model;
+        double slo_us;
+    } sess[2] = {{"classify", "resnet50", 50000}, {"scenes", "googlenet", 40000}};
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/profiles/h100-pytorch", nx_tu_root());
+    nx_modeldb db;
+    nx_modeldb_init(&db);
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    CU_ASSERT_EQUAL_FATAL(nx_load_profile_dir(&db, dir, &eb), 0);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    h = fnv1a(h, "real_e2e", sizeof "real_e2e");
+    h = fnv1a(h, &scale, sizeof scale);
+    for (int i = 0; i < 2; i++) {
+        const nx_profile *p = nx_modeldb_find(&db, sess[i].model, "fp16");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        h = fnv1a(h, sess[i].name, strlen(sess[i].name) + 1);
+        h = fnv1a(h, sess[i].model, strlen(sess[i].model) + 1);
+        h = fnv1a(h, "fp16", sizeof "fp16");
+        h = fnv1a(h, &sess[i].slo_us, sizeof sess[i].slo_us);
+        h = fnv1a(h, &p->max_batch, sizeof p->max_batch);
+        h = fnv1a(h, p->mean_us + 1, sizeof(double) * (size_t)p->max_batch);
+    }
+    nx_modeldb_free(&db);
+    return h ? h : 1;
+}
+
 static void test_catalog(void)
 {
     char path[1024];
@@ -612,10 +756,15 @@ static void test_catalog(void)
     CU_ASSERT_EQUAL(nx_catalog_app(&a, "scenes"), 1);
     CU_ASSERT_EQUAL(nx_catalog_app(&a, "nope"), -1);
     CU_ASSERT_DOUBLE_EQUAL(a.sess[0].est_rate, 300, 1e-9);
-    CU_ASSERT_EQUAL_FATAL(nx_catalog_load(&b, path, "nexus", 1.0, &eb), 0);
-    CU_ASSERT_EQUAL(a.hash, b.hash);
+    CU_ASSERT_STRING_EQUAL(a.combo->name, "nexus");   /* NULL: the first combination */
+    CU_ASSERT_EQUAL(a.hash, e2e_hash(1.0));
+    CU_ASSERT_EQUAL_FATAL(nx_catalog_load(&b, path, "deferred", 1.0, &eb), 0);
+    CU_ASSERT_STRING_EQUAL(b.combo->name, "deferred");
+    CU_ASSERT_STRING_EQUAL(b.combo->batching, "deferred");
     CU_ASSERT_EQUAL_FATAL(nx_catalog_load(&c, path, NULL, 2.0, &eb), 0);
-    CU_ASSERT_NOT_EQUAL(a.hash, c.hash); /* another scale plans other rates: refused */
+    CU_ASSERT_DOUBLE_EQUAL(c.sess[0].est_rate, 600, 1e-9);
+    CU_ASSERT_EQUAL(c.hash, e2e_hash(2.0)); /* another scale plans other rates: refused */
+    CU_ASSERT_NOT_EQUAL(a.hash, c.hash);
     nx_catalog_free(&a);
     nx_catalog_free(&b);
     nx_catalog_free(&c);
