@@ -9,7 +9,7 @@
 # $(BUILD)/gen, objects to $(BUILD)/obj like everything else.
 
 DEB_PACKAGES += libgrpc-dev protobuf-c-compiler libprotobuf-c-dev pkg-config \
-	python3-grpcio python3-grpc-tools python3-protobuf iproute2
+	python3-grpcio python3-grpc-tools python3-protobuf iproute2 prometheus openssl
 # the deps stamp watches the Makefile only: re-check packages when this list changes
 $(DEPS_STAMP): mk/real.mk
 
@@ -88,5 +88,5 @@ $(BUILD)/tests/real/test_rpc: $(BUILD)/obj/tests/real/test_rpc.o $(TEST_HELPER_O
 
 EXTRA_TEST_BIN += $(BUILD)/tests/real/test_rpc
 EXTRA_TEST_CMDS += tests/real/e2e.sh tests/real/failure.sh tests/real/overload.sh tests/real/netns.sh \
-	tests/real/python_client.sh
+	tests/real/python_client.sh tests/real/ops.sh tests/real/tls.sh
 BENCH_CMDS += tests/real/bench.sh

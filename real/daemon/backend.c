@@ -36,6 +36,7 @@
 #include "link.h"
 #include "renv.h"
 #include "rpc.h"
+#include "serve.h"
 #include "util.h"
 #include "wire.h"
 
@@ -95,7 +96,16 @@ struct be {
     bool stopping;
     int exit_code;
     int ready_fd;
+    /* metrics, per session (Triton's names: metrics()) */
+    uint64_t *m_ok, *m_dropped, *m_bad, *m_batches;
+    double *m_queue_us, *m_compute_us;
+    nx_time busy_ns, util_t0, util_busy0;  /* executor busy time; the last window's start */
+    double util;                           /* busy fraction over the last keep-alive period */
+    nx_serving sv;                         /* health: "" and nexus.Backend once registered */
 };
+
+/* Count a reply (status: Nexus__ReplyStatus) in the per-session metrics. */
+static void count_reply(be *b, const struct breq *q, int status);
 
 /* ---- requests and streams -------------------------------------------------------------- */
 
@@ -129,6 +139,13 @@ static void flush_stream(nx_post *p)
     st->flush_armed = false;
     if (st->nout == 0)
         return;
+    for (int i = 0; i < st->nout; i++) {
+        breq *q = st->out[i];
+        count_reply(b, q, q->status != NEXUS__REPLY_STATUS__REPLY_OK ? q->status
+                          : q->r.status == NX_REQ_DROPPED ? NEXUS__REPLY_STATUS__REPLY_DROPPED
+                          : q->x.bad                      ? NEXUS__REPLY_STATUS__REPLY_BAD_REQUEST
+                                                          : NEXUS__REPLY_STATUS__REPLY_OK);
+    }
     if (st->open) {
         Nexus__Reply *rp = nx_malloc(sizeof *rp * (size_t)st->nout);
         Nexus__Reply **pp = nx_malloc(sizeof *pp * (size_t)st->nout);
@@ -335,6 +352,9 @@ static void exec_done(void *ctx, nx_batch *bt, nx_time exec_ns)
     be *b = ctx;
     for (int i = 0; i < bt->size; i++)
         NX_CONTAINER_OF(bt->reqs[i], breq, r)->exec = exec_ns;
+    b->busy_ns += exec_ns;
+    if (bt->session >= 0 && bt->session < b->cat.nsess)
+        b->m_batches[bt->session]++;
     bt->latency = exec_ns;
     bt->ev.fn(&bt->ev); /* the engine's batch_done: replies, next batch */
     (void)b;
@@ -360,6 +380,11 @@ static void engine_gpu_run(void *ctx, nx_batch *bt)
 /* The engine's keep-alive (every keepalive_s), with this backend's counters. */
 static void send_keepalive(be *b)
 {
+    nx_time now = nx_loop_now(b->loop);
+    if (b->util_t0 && now > b->util_t0)
+        b->util = NX_MIN(1.0, (double)(b->busy_ns - b->util_busy0) / (double)(now - b->util_t0));
+    b->util_t0 = now;
+    b->util_busy0 = b->busy_ns;
     if (!b->stopping) {
         Nexus__KeepAlive ka = NEXUS__KEEP_ALIVE__INIT;
         if (b->engine_on) {
@@ -415,6 +440,8 @@ static void on_registered(void *ctx, const Nexus__Registered *rg)
     nx_log(b->who, "registered with the scheduler at %s as backend %d", b->link.cfg.sched_addr,
            b->slot);
     send_keepalive(b);
+    nx_health_set(b->sv.health, "", true);
+    nx_health_set(b->sv.health, "nexus.Backend", true);
     nx_ready(&b->ready_fd, b->data_addr);
 }
 
@@ -443,6 +470,78 @@ static void on_refused(void *ctx, const char *why)
     raise(SIGTERM);
 }
 
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+static void count_reply(be *b, const breq *q, int status)
+{
+    int s = q->r.session;
+    if (s < 0 || s >= b->cat.nsess)
+        return; /* a request for no session: counted in b->bad */
+    if (status == NEXUS__REPLY_STATUS__REPLY_OK) {
+        b->m_ok[s]++;
+        b->m_queue_us[s] += q->start ? (double)(q->start - q->recv) / 1e3 : 0;
+        b->m_compute_us[s] += (double)q->exec / 1e3;
+    } else if (status == NEXUS__REPLY_STATUS__REPLY_DROPPED) {
+        b->m_dropped[s]++;
+    } else if (status == NEXUS__REPLY_STATUS__REPLY_BAD_REQUEST) {
+        b->m_bad[s]++;
+    }
+}
+
+static void metrics(void *ctx, nx_prom *p)
+{
+    be *b = ctx;
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"nv_inference_request_success", "counter",
+         "Requests of the model served (answered with an output, in time or late)."},
+        {"nv_inference_request_failure", "counter",
+         "Requests of the model not served (dropped by the batching policy, or bad)."},
+        {"nv_inference_count", "counter", "Inferences performed (a batch of n counts n)."},
+        {"nv_inference_exec_count", "counter", "Batches executed."},
+        {"nv_inference_queue_duration_us", "counter",
+         "Cumulative time served requests waited in the queue, microseconds."},
+        {"nv_inference_compute_infer_duration_us", "counter",
+         "Cumulative executor time of served requests' batches, microseconds."},
+    };
+    for (int k = 0; k < 6; k++) {
+        nx_prom_family(p, fam[k].name, fam[k].type, fam[k].help);
+        for (int s = 0; s < b->cat.nsess; s++) {
+            double v = k == 0 || k == 2 ? (double)b->m_ok[s]
+                     : k == 1           ? (double)(b->m_dropped[s] + b->m_bad[s])
+                     : k == 3           ? (double)b->m_batches[s]
+                     : k == 4           ? b->m_queue_us[s]
+                                        : b->m_compute_us[s];
+            nx_prom_sample(p, fam[k].name, v, "model", b->cat.sess[s].name, "version", "1");
+        }
+    }
+    char uuid[96];
+    snprintf(uuid, sizeof uuid, "%s-slot%d", b->xname, b->slot);
+    nx_prom_family(p, "nv_gpu_utilization", "gauge",
+                   "GPU (executor) busy fraction over the last keep-alive period, 0.0 - 1.0.");
+    nx_prom_sample(p, "nv_gpu_utilization", b->util, "gpu_uuid", uuid, NULL, NULL);
+    uint64_t dropped = 0, bad = b->bad;
+    for (int s = 0; s < b->cat.nsess; s++) {
+        dropped += b->m_dropped[s];
+        bad += b->m_bad[s];
+    }
+    nx_prom_family(p, "nexus_backend_requests_dropped_total", "counter",
+                   "Requests this backend did not serve, by reason.");
+    nx_prom_sample(p, "nexus_backend_requests_dropped_total", (double)dropped, "reason",
+                   "deadline", NULL, NULL);
+    nx_prom_sample(p, "nexus_backend_requests_dropped_total", (double)b->rejected, "reason",
+                   "queue_full", NULL, NULL);
+    nx_prom_sample(p, "nexus_backend_requests_dropped_total", (double)bad, "reason",
+                   "bad_request", NULL, NULL);
+    nx_prom_one(p, "nexus_backend_queued_requests", "gauge",
+                "Requests held now (queued or in a batch); at most --max-queue.", b->held);
+    nx_prom_one(p, "nexus_backend_busy_seconds_total", "counter",
+                "Executor busy time, seconds.", (double)b->busy_ns / 1e9);
+    nx_prom_one(p, "nexus_backend_slot", "gauge", "The slot the scheduler gave (-1: none yet).",
+                b->slot);
+}
+
 /* ---- shutdown, main ----------------------------------------------------------------------- */
 
 static void rpc_down(void *ctx) { nx_loop_stop(((be *)ctx)->loop); }
@@ -453,6 +552,7 @@ static void on_signal(void *ctx, int signo)
     if (signo == SIGCHLD || b->stopping)
         return;
     nx_log(b->who, "signal %d: shutting down", signo);
+    nx_health_set_all(b->sv.health, false);
     nx_link_leave(&b->link);
     b->stopping = true;
     for (int i = 0; i < b->nstreams; i++) {
@@ -488,7 +588,11 @@ static void usage(FILE *f)
             "  --slot N             ask for this slot (a restarted backend: its old one)\n"
             "  --seed N             emulated latency draws (default: the experiment's + slot)\n"
             "  --ready-fd FD        write 'ready DATA_ADDR' to FD once registered, then close it\n"
-            "  --help               this text\n");
+            NX_SERVE_USAGE
+            "  --help               this text\n"
+            "\n"
+            "Health (grpc.health.v1.Health): \"\" and nexus.Backend are SERVING once the\n"
+            "backend registered with the scheduler, NOT_SERVING before and while it shuts down.\n");
 }
 
 int main(int argc, char **argv)
@@ -503,8 +607,9 @@ int main(int argc, char **argv)
         {"policy", 1, 0, 'p'}, {"scale", 1, 0, 's'}, {"executor", 1, 0, 'x'},
         {"gpu", 1, 0, 'g'}, {"models", 1, 0, 'm'}, {"max-queue", 1, 0, 'q'},
         {"slot", 1, 0, 'n'}, {"seed", 1, 0, 'e'}, {"ready-fd", 1, 0, 'r'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
+    nx_serve_opts so = {0};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -522,7 +627,11 @@ int main(int argc, char **argv)
         case 'e': bad = nx_cli_long(prog, "--seed", optarg, 0, 1L << 62, &seed); break;
         case 'r': bad = nx_cli_long(prog, "--ready-fd", optarg, 0, 65535, &ready_fd); break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if ((bad = nx_serve_opt(&so, prog, o, optarg)) < 0) {
+                usage(stderr);
+                return 2;
+            }
         }
         if (bad)
             return 2;
@@ -547,7 +656,10 @@ int main(int argc, char **argv)
     b->max_queue = (int)maxq;
     nx_errbuf eb;
     nx_err_clear(&eb);
-    int rc = nx_daemon_open(&b->loop, &b->cat, &b->rpc, path, policy, scale, &eb);
+    nx_rpc_cfg rcfg;
+    int rc = nx_serve_load(&so, &rcfg, &eb);
+    if (rc == 0)
+        rc = nx_daemon_open(&b->loop, &b->cat, &b->rpc, path, policy, scale, &rcfg, &eb);
     if (rc == 0) {
         nx_bexec_cfg xc = {
             .cat = &b->cat,
@@ -567,9 +679,17 @@ int main(int argc, char **argv)
             nx_loop_run(b->loop);
             nx_daemon_close(b->loop, &b->cat, b->rpc);
         }
+        nx_serve_free(&so);
         free(b);
         return 1;
     }
+    size_t ns = (size_t)b->cat.nsess;
+    b->m_ok = nx_calloc(ns, sizeof *b->m_ok);
+    b->m_dropped = nx_calloc(ns, sizeof *b->m_dropped);
+    b->m_bad = nx_calloc(ns, sizeof *b->m_bad);
+    b->m_batches = nx_calloc(ns, sizeof *b->m_batches);
+    b->m_queue_us = nx_calloc(ns, sizeof *b->m_queue_us);
+    b->m_compute_us = nx_calloc(ns, sizeof *b->m_compute_us);
     b->pool = nx_calloc((size_t)b->max_queue, sizeof(breq));
     for (int i = b->max_queue - 1; i >= 0; i--) {
         b->pool[i].next_free = b->free_list;
@@ -578,11 +698,16 @@ int main(int argc, char **argv)
     nx_renv_init(&b->env, b->loop, engine_send, engine_gpu_run, b);
     nx_loop_on_signal(b->loop, on_signal, b);
 
-    const nx_rpc_method methods[] = {
+    nx_rpc_method methods[3] = {
         {.path = "/nexus.Backend/Serve", .stream = &serve_ops, .on_open = serve_open, .ctx = b},
     };
-    int port = 0;
-    rc = nx_rpc_serve(b->rpc, listen, methods, 1, &port, &eb);
+    int nmethods = 1, port = 0;
+    nx_serving_init(&b->sv, methods, &nmethods);
+    nx_health_set(b->sv.health, "", false);
+    nx_health_set(b->sv.health, "nexus.Backend", false);
+    rc = nx_rpc_serve(b->rpc, listen, methods, nmethods, &port, &eb);
+    if (rc == 0)
+        rc = nx_serving_metrics(&b->sv, &so, b->loop, b->rpc, metrics, b, b->who, &eb);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg);
         nx_rpc_shutdown(b->rpc, rpc_down, b);
@@ -639,7 +764,15 @@ int main(int argc, char **argv)
     free(b->streams);
     free(b->pool);
     free(b->xbuf);
+    free(b->m_ok);
+    free(b->m_dropped);
+    free(b->m_bad);
+    free(b->m_batches);
+    free(b->m_queue_us);
+    free(b->m_compute_us);
+    nx_serving_free(&b->sv);
     nx_daemon_close(b->loop, &b->cat, b->rpc);
+    nx_serve_free(&so);
     int code = rc < 0 ? 1 : b->exit_code;
     free(b);
     return code;

@@ -41,6 +41,7 @@
 #include "link.h"
 #include "renv.h"
 #include "rpc.h"
+#include "serve.h"
 #include "util.h"
 #include "wire.h"
 
@@ -121,6 +122,11 @@ struct fe {
     int ready_fd, exit_code;
     /* counters */
     uint64_t queries, ok, late, dropped, stale_replies, timeouts, overload;
+    uint64_t drop_deadline, drop_full, drop_bad;
+    /* per app (metrics(): Triton's names) */
+    uint64_t *m_ok, *m_fail;
+    double *m_request_us, *m_queue_us, *m_compute_us;
+    nx_serving sv;                /* health: "" and the KServe service once ready */
 };
 
 /* ---- the call table ---------------------------------------------------------------------- */
@@ -555,16 +561,25 @@ static void answer(fe *f, fquery *fq)
         return;
     if (q->status == NX_REQ_DROPPED) {
         f->dropped++;
-        if (fq->bad_input)
+        f->m_fail[fq->app]++;
+        if (fq->bad_input) {
+            f->drop_bad++;
             nx_rpc_fail(c, NX_RPC_INVALID_ARGUMENT, "the model cannot take this input");
-        else if (fq->rejected)
+        } else if (fq->rejected) {
+            f->drop_full++;
             nx_rpc_fail(c, NX_RPC_RESOURCE_EXHAUSTED, "dropped: the backends' queues are full");
-        else
+        } else {
+            f->drop_deadline++;
             nx_rpc_fail(c, NX_RPC_UNAVAILABLE, "dropped: the query cannot meet its SLO");
+        }
         return;
     }
     bool good = q->status == NX_REQ_OK;
     good ? f->ok++ : f->late++;
+    f->m_ok[fq->app]++;
+    f->m_request_us[fq->app] += (double)(q->finish - q->arrival) / 1e3;
+    f->m_queue_us[fq->app] += (double)fq->queue_ns / 1e3;
+    f->m_compute_us[fq->app] += (double)fq->exec_ns / 1e3;
     const char *keys[] = {"nexus_gpu", "nexus_batch", "nexus_exec_us", "nexus_queue_us",
                           "nexus_server_us", "nexus_calls"};
     int64_t vals[] = {q->gpu, q->batch, fq->exec_ns / 1000, fq->queue_ns / 1000,
@@ -637,6 +652,7 @@ static void model_infer(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     if (a < 0)
         return;
     if (!f->ready || f->stopping) {
+        f->m_fail[a]++;
         nx_rpc_fail(c, NX_RPC_UNAVAILABLE, "the frontend is not ready (no routes yet)");
         return;
     }
@@ -644,10 +660,13 @@ static void model_infer(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     size_t len;
     char why[200];
     if (nx_kserve_input(rq, &data, &len, why, sizeof why) < 0) {
+        f->m_fail[a]++;
+        f->drop_bad++;
         nx_rpc_fail(c, NX_RPC_INVALID_ARGUMENT, why);
         return;
     }
     if (!f->free_list) { /* bounded: reject, never queue without limit */
+        f->m_fail[a]++;
         f->overload++;
         snprintf(why, sizeof why, "overloaded: %d queries in flight (--max-inflight)",
                  f->max_inflight);
@@ -687,7 +706,7 @@ static void server_ready(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     fe *f = ctx;
     (void)pm;
     Inference__ServerReadyResponse r = INFERENCE__SERVER_READY_RESPONSE__INIT;
-    r.ready = f->ready && !f->stopping;
+    r.ready = nx_health_get(f->sv.health, "") == NX_HEALTH_SERVING; /* the same answer */
     nx_rpc_reply(c, &r.base);
 }
 
@@ -708,7 +727,7 @@ static void model_ready(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     int a = app_of(f, c, rq->name, rq->version);
     if (a < 0)
         return;
-    bool ready = f->ready && !f->stopping;
+    bool ready = nx_health_get(f->sv.health, "") == NX_HEALTH_SERVING;
     for (int v = 0; ready && v < f->cat.x.apps[a].nstages; v++)
         ready = f->engine.routes[f->cat.app_sess[a] + v].n > 0;
     Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
@@ -767,6 +786,8 @@ static void check_ready(fe *f)
     if (f->ready || !f->link.registered || !f->routes || !f->serving)
         return;
     f->ready = true;
+    nx_health_set(f->sv.health, "", true);
+    nx_health_set(f->sv.health, "inference.GRPCInferenceService", true);
     nx_log(f->who, "ready: serving %d app(s) on %s", f->cat.x.napps, f->kserve_addr);
     nx_ready(&f->ready_fd, f->kserve_addr);
 }
@@ -916,6 +937,67 @@ static void sweep(nx_event *ev)
     nx_at(&f->env.env, &f->sweep, now + NX_MS(100));
 }
 
+/* ---- metrics --------------------------------------------------------------------------------- */
+
+static void metrics(void *ctx, nx_prom *p)
+{
+    fe *f = ctx;
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"nv_inference_request_success",
+         "ModelInfer calls answered with an output (in time or late; see nexus_queries_late_total)."},
+        {"nv_inference_request_failure",
+         "ModelInfer calls of the model answered with an error (dropped, bad input, overload, "
+         "not ready, shutting down)."},
+        {"nv_inference_request_duration_us",
+         "Cumulative frontend arrival-to-answer time of successful calls, microseconds."},
+        {"nv_inference_queue_duration_us",
+         "Cumulative backend queueing time of successful calls (their last model call), "
+         "microseconds."},
+        {"nv_inference_compute_infer_duration_us",
+         "Cumulative executor time of successful calls (their last model call's batch), "
+         "microseconds."},
+    };
+    for (int k = 0; k < 5; k++) {
+        nx_prom_family(p, fam[k].name, "counter", fam[k].help);
+        for (int a = 0; a < f->cat.x.napps; a++) {
+            double v = k == 0 ? (double)f->m_ok[a] : k == 1 ? (double)f->m_fail[a]
+                     : k == 2 ? f->m_request_us[a] : k == 3 ? f->m_queue_us[a]
+                              : f->m_compute_us[a];
+            nx_prom_sample(p, fam[k].name, v, "model", f->cat.x.apps[a].name, "version", "1");
+        }
+    }
+    nx_prom_one(p, "nexus_queries_late_total", "counter",
+                "Queries answered after their deadline (counted as successes too).",
+                (double)f->late);
+    nx_prom_one(p, "nexus_queries_inflight", "gauge", "Queries held now (--max-inflight at most).",
+                f->active);
+    nx_prom_family(p, "nexus_queries_dropped_total", "counter",
+                   "Queries answered with an error instead of an output, by reason.");
+    const char *why[] = {"deadline", "backend_full", "bad_input", "inflight_limit"};
+    uint64_t n[] = {f->drop_deadline, f->drop_full, f->drop_bad, f->overload};
+    for (int i = 0; i < 4; i++)
+        nx_prom_sample(p, "nexus_queries_dropped_total", (double)n[i], "reason", why[i], NULL,
+                       NULL);
+    const nx_frontend *en = &f->engine;
+    nx_prom_family(p, "nexus_calls_dropped_total", "counter",
+                   "Model calls given up, by reason (a query with a dropped call is dropped).");
+    const char *cwhy[] = {"backend_failure", "no_route", "central_dispatch", "call_timeout"};
+    uint64_t cn[] = {f->engine_on ? en->failed_over : 0, f->engine_on ? en->no_route : 0,
+                     f->engine_on ? en->central_drops : 0, f->timeouts};
+    for (int i = 0; i < 4; i++)
+        nx_prom_sample(p, "nexus_calls_dropped_total", (double)cn[i], "reason", cwhy[i], NULL,
+                       NULL);
+    nx_prom_one(p, "nexus_calls_resent_total", "counter",
+                "Model calls caught on a failed backend and resent to another.",
+                (double)(f->engine_on ? en->retried : 0));
+    int up = 0;
+    for (int b = 0; b < f->maxb; b++)
+        up += f->conns[b].up;
+    nx_prom_one(p, "nexus_backend_streams_up", "gauge", "Data streams to backends open now.", up);
+}
+
 /* ---- shutdown, main ------------------------------------------------------------------------- */
 
 static void rpc_down(void *ctx) { nx_loop_stop(((fe *)ctx)->loop); }
@@ -929,6 +1011,7 @@ static void on_signal(void *ctx, int signo)
     nx_link_leave(&f->link);
     f->stopping = true;
     f->ready = false;
+    nx_health_set_all(f->sv.health, false);
     if (f->engine_on)
         nx_frontend_stop(&f->engine);
     nx_loop_cancel(f->loop, &f->ka);
@@ -936,6 +1019,7 @@ static void on_signal(void *ctx, int signo)
     for (int i = 0; i < f->max_inflight; i++) { /* rpc.h: answer every unary call first */
         fquery *fq = &f->pool[i];
         if (fq->active && fq->call) {
+            f->m_fail[fq->app]++;
             nx_rpc_fail(fq->call, NX_RPC_UNAVAILABLE, "the frontend is shutting down");
             fq->call = NULL;
         }
@@ -969,7 +1053,12 @@ static void usage(FILE *f)
             "  --slot N             ask for this slot (a restarted frontend: its old one)\n"
             "  --ready-fd FD        write 'ready KSERVE_ADDR' to FD once routes arrived, then\n"
             "                       close it\n"
-            "  --help               this text\n");
+            NX_SERVE_USAGE
+            "  --help               this text\n"
+            "\n"
+            "Health (grpc.health.v1.Health): \"\" and inference.GRPCInferenceService are SERVING\n"
+            "once routes arrived (KServe ServerReady says the same), NOT_SERVING before and while\n"
+            "shutting down.\n");
 }
 
 int main(int argc, char **argv)
@@ -981,8 +1070,10 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"scheduler", 1, 0, 'S'}, {"listen", 1, 0, 'l'}, {"policy", 1, 0, 'p'},
         {"scale", 1, 0, 's'}, {"max-inflight", 1, 0, 'q'}, {"call-timeout", 1, 0, 't'},
-        {"slot", 1, 0, 'n'}, {"ready-fd", 1, 0, 'r'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"slot", 1, 0, 'n'}, {"ready-fd", 1, 0, 'r'}, {"help", 0, 0, 'h'},
+        NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
+    nx_serve_opts so = {0};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -996,7 +1087,11 @@ int main(int argc, char **argv)
         case 'n': bad = nx_cli_long(prog, "--slot", optarg, 0, 1023, &slot); break;
         case 'r': bad = nx_cli_long(prog, "--ready-fd", optarg, 0, 65535, &ready_fd); break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if ((bad = nx_serve_opt(&so, prog, o, optarg)) < 0) {
+                usage(stderr);
+                return 2;
+            }
         }
         if (bad)
             return 2;
@@ -1015,12 +1110,22 @@ int main(int argc, char **argv)
     f->call_timeout = NX_MS(timeout_ms);
     nx_errbuf eb;
     nx_err_clear(&eb);
-    int rc = nx_daemon_open(&f->loop, &f->cat, &f->rpc, path, policy, scale, &eb);
+    nx_rpc_cfg rcfg;
+    int rc = nx_serve_load(&so, &rcfg, &eb);
+    if (rc == 0)
+        rc = nx_daemon_open(&f->loop, &f->cat, &f->rpc, path, policy, scale, &rcfg, &eb);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg[0] ? eb.msg : nx_strerror(rc));
+        nx_serve_free(&so);
         free(f);
         return 1;
     }
+    size_t na = (size_t)f->cat.x.napps;
+    f->m_ok = nx_calloc(na, sizeof *f->m_ok);
+    f->m_fail = nx_calloc(na, sizeof *f->m_fail);
+    f->m_request_us = nx_calloc(na, sizeof *f->m_request_us);
+    f->m_queue_us = nx_calloc(na, sizeof *f->m_queue_us);
+    f->m_compute_us = nx_calloc(na, sizeof *f->m_compute_us);
     f->pool = nx_calloc((size_t)f->max_inflight, sizeof(fquery));
     for (int i = f->max_inflight - 1; i >= 0; i--) {
         f->pool[i].next_free = f->free_list;
@@ -1036,7 +1141,7 @@ int main(int argc, char **argv)
     f->sweep.fn = sweep;
     f->sweep.ctx = f;
 
-    const nx_rpc_method methods[] = {
+    nx_rpc_method methods[8] = {
 #define KS(m) "/inference.GRPCInferenceService/" m
         {.path = KS("ModelInfer"), .req = &inference__model_infer_request__descriptor,
          .on_unary = model_infer, .ctx = f},
@@ -1052,8 +1157,13 @@ int main(int argc, char **argv)
          .on_unary = model_metadata, .ctx = f},
 #undef KS
     };
-    int port = 0;
-    rc = nx_rpc_serve(f->rpc, listen, methods, 6, &port, &eb);
+    int nmethods = 6, port = 0;
+    nx_serving_init(&f->sv, methods, &nmethods);
+    nx_health_set(f->sv.health, "", false);
+    nx_health_set(f->sv.health, "inference.GRPCInferenceService", false);
+    rc = nx_rpc_serve(f->rpc, listen, methods, nmethods, &port, &eb);
+    if (rc == 0)
+        rc = nx_serving_metrics(&f->sv, &so, f->loop, f->rpc, metrics, f, f->who, &eb);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg);
         nx_rpc_shutdown(f->rpc, rpc_down, f);
@@ -1105,7 +1215,14 @@ int main(int argc, char **argv)
     free(f->map);
     free(f->later);
     free(f->routes);
+    free(f->m_ok);
+    free(f->m_fail);
+    free(f->m_request_us);
+    free(f->m_queue_us);
+    free(f->m_compute_us);
+    nx_serving_free(&f->sv);
     nx_daemon_close(f->loop, &f->cat, f->rpc);
+    nx_serve_free(&so);
     int code = rc < 0 ? 1 : f->exit_code;
     free(f);
     return code;

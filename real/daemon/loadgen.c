@@ -715,7 +715,7 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
     g->hk = nx_calloc((size_t)o->nhooks + 1, sizeof(lhook));
     alloc_snaps(g);
     nx_time t_start = nx_loop_now(g->loop);
-    rc = nx_rpc_init(&g->rpc, g->loop, &(nx_rpc_cfg){0}, eb);
+    rc = nx_rpc_init(&g->rpc, g->loop, o->rpc_cfg ? o->rpc_cfg : &(nx_rpc_cfg){0}, eb);
     if (rc == 0) {
         g->fe = nx_calloc((size_t)o->nfrontends, sizeof *g->fe);
         for (int f = 0; f < o->nfrontends; f++)

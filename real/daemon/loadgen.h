@@ -20,6 +20,7 @@
 
 #include "catalog.h"
 #include "loop.h"
+#include "rpc.h"
 #include "run.h"
 
 typedef struct nx_lg_hook {
@@ -42,6 +43,7 @@ typedef struct nx_loadgen_opts {
     int nhooks;
     bool progress;            /* a progress line on stderr */
     bool *interrupted;        /* set by the caller's signal handler: stop sending now */
+    const nx_rpc_cfg *rpc_cfg;/* TLS and token for its calls (NULL: plaintext, none) */
 } nx_loadgen_opts;
 
 typedef struct nx_lg_failure {

@@ -11,6 +11,7 @@
 
 #include "loadgen.h"
 #include "report.h"
+#include "serve.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -35,6 +36,8 @@ static void usage(FILE *f)
             "  --ready-timeout S    wait this long for the frontends (default 30)\n"
             "  --no-requests        do not write requests.csv\n"
             "  --quiet              no progress line, no table\n"
+            "  --tls-cert, --tls-key, --tls-ca, --tls-server-name, --token-file, --max-msg-mb:\n"
+            "                       as the daemons' (TLS, mutual TLS and the token on its calls)\n"
             "  --help               this text\n");
 }
 
@@ -55,8 +58,9 @@ int main(int argc, char **argv)
         {"frontend", 1, 0, 'f'}, {"out", 1, 0, 'o'}, {"scheduler", 1, 0, 'S'},
         {"policy", 1, 0, 'p'}, {"scale", 1, 0, 's'}, {"seed", 1, 0, 'e'},
         {"payload", 1, 0, 'y'}, {"ready-timeout", 1, 0, 'r'}, {"no-requests", 0, 0, 'N'},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
+    nx_serve_opts so = {0};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -77,7 +81,15 @@ int main(int argc, char **argv)
         case 'N': requests = false; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if ((bad = nx_serve_opt(&so, prog, o, optarg)) < 0 || so.metrics ||
+                so.tls_verify_clients) {
+                if (!bad)
+                    fprintf(stderr, "%s: --metrics and --tls-verify-clients are for daemons\n",
+                            prog);
+                usage(stderr);
+                return 2;
+            }
         }
         if (bad)
             return 2;
@@ -97,7 +109,10 @@ int main(int argc, char **argv)
     nx_loop *loop = NULL;
     nx_catalog cat;
     memset(&cat, 0, sizeof cat);
-    int rc = nx_loop_init(&loop, &eb); /* first: it sets the threads' signal mask */
+    nx_rpc_cfg rcfg;
+    int rc = nx_serve_load(&so, &rcfg, &eb);
+    if (rc == 0)
+        rc = nx_loop_init(&loop, &eb); /* first: it sets the threads' signal mask */
     if (rc == 0)
         rc = nx_catalog_load(&cat, argv[optind], policy, scale, &eb);
     bool interrupted = false;
@@ -120,6 +135,7 @@ int main(int argc, char **argv)
             .ready_timeout_s = ready,
             .progress = !quiet,
             .interrupted = &interrupted,
+            .rpc_cfg = &rcfg,
         };
         rc = nx_loadgen_run(&lo, &res, &eb);
     }
@@ -155,5 +171,6 @@ int main(int argc, char **argv)
     nx_catalog_free(&cat);
     nx_loop_free(loop);
     free(copy);
+    nx_serve_free(&so);
     return rc < 0 ? 1 : (interrupted ? 130 : 0);
 }

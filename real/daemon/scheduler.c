@@ -37,6 +37,7 @@
 #include "renv.h"
 #include "rpc.h"
 #include "scheduler.h"
+#include "serve.h"
 #include "util.h"
 #include "wire.h"
 
@@ -104,6 +105,8 @@ struct sched {
     nx_event tick;
     bool stopping;
     int ready_fd;
+    nx_serving sv;          /* health ("" SERVING once planning; nexus.Scheduler once
+                               serving), metrics */
 };
 
 static const char *kind_name(int k)
@@ -281,6 +284,7 @@ static void engine_start(sched *s, const char *why)
     s->why = NULL;
     if (rc < 0)
         nx_log(s->who, "planning failed (%s): %s", why, nx_strerror(rc));
+    nx_health_set(s->sv.health, "", rc == 0);
 }
 
 /* A backend's stream ended: the engine declares it dead now rather than
@@ -674,6 +678,60 @@ static void status_call(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     free(flp);
 }
 
+/* ---- metrics ---------------------------------------------------------------------------------- */
+
+static void metrics(void *ctx, nx_prom *p)
+{
+    sched *s = ctx;
+    const nx_scheduler *sc = s->sc;
+    nx_prom_one(p, "nexus_planning", "gauge",
+                "1 once enough backends registered and the scheduler plans.", sc != NULL);
+    nx_prom_one(p, "nexus_epochs_total", "counter",
+                "Plans made (initial, periodic, triggered, failure, recovery).",
+                (double)(s->epochs_done + (sc ? sc->epochs : 0)));
+    nx_prom_one(p, "nexus_epoch_triggers_total", "counter",
+                "Epochs triggered early by a rate leaving its band.",
+                (double)(s->triggers_done + (sc ? sc->triggers : 0)));
+    nx_prom_one(p, "nexus_plan_gpus", "gauge", "GPUs (backend slots) the current plan uses.",
+                sc ? sc->eplan.used : 0);
+    nx_prom_one(p, "nexus_backend_slots", "gauge", "Backend slots planned over (--max-backends).",
+                s->maxb);
+    int ab = 0, af = 0;
+    for (int i = 0; i < s->maxb; i++)
+        ab += s->be[i].alive;
+    for (int i = 0; i < s->maxf; i++)
+        af += s->fe[i].alive;
+    nx_prom_family(p, "nexus_nodes_alive", "gauge", "Nodes attached and alive, by kind.");
+    nx_prom_sample(p, "nexus_nodes_alive", ab, "kind", "backend", NULL, NULL);
+    nx_prom_sample(p, "nexus_nodes_alive", af, "kind", "frontend", NULL, NULL);
+    int fb = 0, ff = 0;
+    for (int i = 0; i < s->nfails; i++)
+        s->fails[i].kind == NEXUS__NODE_KIND__NODE_BACKEND ? fb++ : ff++;
+    nx_prom_family(p, "nexus_node_failures_total", "counter",
+                   "Nodes gone (stream ended, keep-alive timeout, left, replaced), by kind.");
+    nx_prom_sample(p, "nexus_node_failures_total", fb, "kind", "backend", NULL, NULL);
+    nx_prom_sample(p, "nexus_node_failures_total", ff, "kind", "frontend", NULL, NULL);
+    if (!sc)
+        return;
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"nexus_session_planned_rate", "Request rate the current plan is made for (req/s)."},
+        {"nexus_session_measured_rate", "Request rate measured by the frontends, summed (req/s)."},
+        {"nexus_session_capacity", "Throughput the current plan provides (req/s)."},
+        {"nexus_session_slo_seconds", "The session's latency budget (its SLO, or its stage's)."},
+    };
+    for (int k = 0; k < 4; k++) {
+        nx_prom_family(p, fam[k].name, "gauge", fam[k].help);
+        for (int i = 0; i < s->cat.nsess; i++) {
+            double v = k == 0 ? sc->plan_rate[i] : k == 1 ? sc->rate[i]
+                     : k == 2 ? sc->tput[i] : sc->budget[i] / 1e6;
+            nx_prom_sample(p, fam[k].name, v, "session", s->cat.sess[i].name, "model",
+                           s->cat.sess[i].prof->model);
+        }
+    }
+}
+
 /* ---- timers, signals, main -------------------------------------------------------------- */
 
 static void tick(nx_event *ev)
@@ -708,6 +766,7 @@ static void on_signal(void *ctx, int signo)
         return;
     s->stopping = true;
     nx_log(s->who, "signal %d: shutting down", signo);
+    nx_health_set_all(s->sv.health, false);
     engine_drop(s);
     nx_loop_cancel(s->loop, &s->tick);
     while (s->conns) {
@@ -741,7 +800,11 @@ static void usage(FILE *f)
             "  --timeout S             a node silent this long is dead (default: the experiment's\n"
             "                          scheduler.keepalive_timeout_s)\n"
             "  --ready-fd FD           write 'ready ADDR' to FD once serving, then close it\n"
-            "  --help                  this text\n");
+            NX_SERVE_USAGE
+            "  --help                  this text\n"
+            "\n"
+            "Health (grpc.health.v1.Health): service nexus.Scheduler is SERVING once the\n"
+            "scheduler serves (nodes may attach); \"\" once it plans.\n");
 }
 
 int main(int argc, char **argv)
@@ -754,8 +817,9 @@ int main(int argc, char **argv)
         {"listen", 1, 0, 'l'}, {"policy", 1, 0, 'p'}, {"scale", 1, 0, 's'},
         {"backends", 1, 0, 'b'}, {"max-backends", 1, 0, 'B'}, {"max-frontends", 1, 0, 'F'},
         {"keepalive", 1, 0, 'k'}, {"timeout", 1, 0, 't'}, {"ready-fd", 1, 0, 'r'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
+    nx_serve_opts so = {0};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int bad = 0;
@@ -770,7 +834,11 @@ int main(int argc, char **argv)
         case 't': bad = nx_cli_double(prog, "--timeout", optarg, 0.05, 600, &timeout); break;
         case 'r': bad = nx_cli_long(prog, "--ready-fd", optarg, 0, 65535, &ready_fd); break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if ((bad = nx_serve_opt(&so, prog, o, optarg)) < 0) {
+                usage(stderr);
+                return 2;
+            }
         }
         if (bad)
             return 2;
@@ -785,9 +853,13 @@ int main(int argc, char **argv)
     sched *s = nx_calloc(1, sizeof *s);
     s->who = prog;
     s->ready_fd = (int)ready_fd;
-    int rc = nx_daemon_open(&s->loop, &s->cat, &s->rpc, path, policy, scale, &eb);
+    nx_rpc_cfg rcfg;
+    int rc = nx_serve_load(&so, &rcfg, &eb);
+    if (rc == 0)
+        rc = nx_daemon_open(&s->loop, &s->cat, &s->rpc, path, policy, scale, &rcfg, &eb);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg[0] ? eb.msg : nx_strerror(rc));
+        nx_serve_free(&so);
         free(s);
         return 1;
     }
@@ -810,16 +882,22 @@ int main(int argc, char **argv)
     nx_renv_init(&s->env, s->loop, engine_send, NULL, s);
     nx_loop_on_signal(s->loop, on_signal, s);
 
-    const nx_rpc_method methods[] = {
+    nx_rpc_method methods[4] = {
         {.path = "/nexus.Scheduler/Attach", .stream = &attach_ops, .on_open = attach_open,
          .ctx = s},
         {.path = "/nexus.Scheduler/Status", .req = &nexus__status_request__descriptor,
          .on_unary = status_call, .ctx = s},
     };
-    int port = 0;
-    if (rc == 0 && (rc = nx_rpc_serve(s->rpc, listen, methods, 2, &port, &eb)) < 0) {
+    int nmethods = 2, port = 0;
+    nx_serving_init(&s->sv, methods, &nmethods);
+    nx_health_set(s->sv.health, "", false);
+    nx_health_set(s->sv.health, "nexus.Scheduler", false);
+    if (rc == 0 && ((rc = nx_rpc_serve(s->rpc, listen, methods, nmethods, &port, &eb)) < 0 ||
+                    (rc = nx_serving_metrics(&s->sv, &so, s->loop, s->rpc, metrics, s, prog,
+                                             &eb)) < 0)) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg);
     } else if (rc == 0) {
+        nx_health_set(s->sv.health, "nexus.Scheduler", true);
         char addr[160];
         nx_addr_with_port(addr, sizeof addr, listen, port);
         nx_log(prog, "serving on %s: experiment '%s', policy '%s', %d session(s); planning "
@@ -849,7 +927,9 @@ int main(int argc, char **argv)
     free(s->fails);
     free(s->be);
     free(s->fe);
+    nx_serving_free(&s->sv);
     nx_daemon_close(s->loop, &s->cat, s->rpc);
+    nx_serve_free(&so);
     free(s);
     return rc < 0 ? 1 : 0;
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 int nx_daemon_open(nx_loop **loop, nx_catalog *cat, nx_rpc **rpc, const char *path,
-                   const char *policy, double scale, nx_errbuf *eb)
+                   const char *policy, double scale, const nx_rpc_cfg *rcfg, nx_errbuf *eb)
 {
     memset(cat, 0, sizeof *cat);
     *rpc = NULL;
@@ -12,7 +12,7 @@ int nx_daemon_open(nx_loop **loop, nx_catalog *cat, nx_rpc **rpc, const char *pa
     if (rc < 0)
         return rc;
     if ((rc = nx_catalog_load(cat, path, policy, scale, eb)) == 0 &&
-        (rc = nx_rpc_init(rpc, *loop, &(nx_rpc_cfg){0}, eb)) == 0)
+        (rc = nx_rpc_init(rpc, *loop, rcfg, eb)) == 0)
         return 0;
     nx_catalog_free(cat);
     nx_loop_free(*loop);

@@ -10,7 +10,7 @@
 
 /* On failure everything opened so far is released and eb says why. */
 int nx_daemon_open(nx_loop **loop, nx_catalog *cat, nx_rpc **rpc, const char *path,
-                   const char *policy, double scale, nx_errbuf *eb);
+                   const char *policy, double scale, const nx_rpc_cfg *rcfg, nx_errbuf *eb);
 /* After nx_rpc_shutdown() has completed (rpc may be NULL). */
 void nx_daemon_close(nx_loop *loop, nx_catalog *cat, nx_rpc *rpc);
 

@@ -44,6 +44,15 @@
  *   - A request that does not unpack never reaches a handler: the call is
  *     answered INVALID_ARGUMENT (streams end with it, and on_close says so).
  *
+ * SECURITY. Server and channel credentials are built once from nx_rpc_cfg's
+ * PEM text (grpc_ssl_server_credentials_create_ex / grpc_ssl_credentials_
+ * create; gRPC verifies certificates, mutual TLS included, before a call
+ * reaches us). The bearer token is checked in dispatch() against the accept
+ * slot's metadata, before the call gets a kind: a refused call is answered
+ * UNAUTHENTICATED like an unknown method, never reaching a handler. Outgoing
+ * calls carry it in their initial metadata: one grpc_metadata whose key and
+ * value slices the nx_rpc owns (unreffed in nx_rpc_free).
+ *
  * SHUTDOWN ORDER (nx_rpc_shutdown):
  *   1. the application has answered every server unary call it holds;
  *   2. stopping = true: no new call may start (they return NX_ERR_IO);
@@ -71,6 +80,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define NACCEPT 8
 #define DEFAULT_MAX_MSG ((size_t)64 << 20)
@@ -156,6 +166,11 @@ struct nx_rpc {
     nx_rpc_channel *chans;
     size_t max_msg;
     int keepalive_ms;
+    grpc_server_credentials *server_creds;   /* NULL: plaintext */
+    grpc_channel_credentials *chan_creds;    /* NULL: plaintext */
+    char *server_name;                       /* TLS target name override */
+    char *token;                             /* NULL: no token */
+    grpc_metadata auth_md;                   /* "authorization: Bearer TOKEN" */
     bool stopping, cq_shut;
     void (*done)(void *ctx);
     void *done_ctx;
@@ -381,7 +396,12 @@ static void pump(nx_rpc_call *c)
     size_t n = 0;
     if (!c->md_sent) {
         op_init(&ops[n], GRPC_OP_SEND_INITIAL_METADATA);
-        ops[n++].flags = c->md_flags;
+        ops[n].flags = c->md_flags;
+        if (c->kind == K_CLIENT_STREAM && c->r->token) {
+            ops[n].data.send_initial_metadata.count = 1;
+            ops[n].data.send_initial_metadata.metadata = &c->r->auth_md;
+        }
+        n++;
     }
     grpc_byte_buffer *bb = NULL;
     if (c->qlen > 0) {
@@ -590,6 +610,12 @@ static void on_recv(tag *t, bool ok)
             if (!c->ended)
                 arm_recv(c);
         }
+    } else if (c->kind == K_SERVER_STREAM && ok && c->ops->on_half_close) {
+        /* a server-streaming method: the client sent all it will; we go on
+         * writing until we close (or it cancels: the close tag tells) */
+        c->refs++;
+        c->ops->on_half_close(c);
+        unref(c);
     } else if (c->kind == K_SERVER_STREAM && ok) {
         /* the client half-closed, or cancelled: finish our side; the close
          * tag says which (cancelled or not) and delivers on_close */
@@ -657,14 +683,42 @@ static void start_close_on_server(nx_rpc_call *c)
     start(c, &op, 1, &c->t_close);
 }
 
-static void dispatch(nx_rpc *r, grpc_call *gc, grpc_slice path)
+/* Whether the call's metadata carries "authorization: Bearer TOKEN"
+ * (compared in time independent of where they differ). */
+static bool authorized(const nx_rpc *r, const grpc_metadata_array *md)
+{
+    size_t tl = strlen(r->token);
+    for (size_t i = 0; i < md->count; i++) {
+        if (grpc_slice_str_cmp(md->metadata[i].key, "authorization") != 0)
+            continue;
+        const uint8_t *v = GRPC_SLICE_START_PTR(md->metadata[i].value);
+        size_t n = GRPC_SLICE_LENGTH(md->metadata[i].value);
+        if (n != tl + 7 || strncasecmp((const char *)v, "Bearer ", 7) != 0)
+            return false;
+        unsigned diff = 0;
+        for (size_t k = 0; k < tl; k++)
+            diff |= (unsigned)(v[7 + k] ^ (uint8_t)r->token[k]);
+        return diff == 0;
+    }
+    return false;
+}
+
+static void dispatch(nx_rpc *r, grpc_call *gc, grpc_slice path, const grpc_metadata_array *md)
 {
     const nx_rpc_method *m = find_method(r, path);
     r->st.calls_in++;
-    nx_rpc_call *c = call_new(r, m && !m->on_unary ? K_SERVER_STREAM : K_SERVER_UNARY);
+    bool refused = m && r->token && !m->open && !authorized(r, md);
+    nx_rpc_call *c =
+        call_new(r, m && !m->on_unary && !refused ? K_SERVER_STREAM : K_SERVER_UNARY);
     c->call = gc;
     c->method = m;
     start_close_on_server(c);
+    if (refused) {
+        r->st.unauthenticated++;
+        nx_rpc_fail(c, NX_RPC_UNAUTHENTICATED, "a bearer token is required (authorization "
+                                               "metadata missing or wrong)");
+        return;
+    }
     if (!m) {
         char *p = grpc_slice_to_c_string(path);
         char why[300];
@@ -697,7 +751,7 @@ static void on_accept(tag *t, bool ok)
             grpc_call_cancel(a->call, NULL);
             grpc_call_unref(a->call);
         } else {
-            dispatch(r, a->call, a->details.method);
+            dispatch(r, a->call, a->details.method, &a->md);
         }
     }
     grpc_call_details_destroy(&a->details);
@@ -759,9 +813,11 @@ int nx_rpc_serve(nx_rpc *r, const char *addr, const nx_rpc_method *m, int n, int
     grpc_channel_args args = {.num_args = (size_t)na, .args = a};
     r->server = grpc_server_create(&args, NULL);
     grpc_server_register_completion_queue(r->server, r->cq, NULL);
-    grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *cr =
+        r->server_creds ? r->server_creds : grpc_insecure_server_credentials_create();
     int p = grpc_server_add_http2_port(r->server, addr, cr);
-    grpc_server_credentials_release(cr);
+    if (!r->server_creds)
+        grpc_server_credentials_release(cr);
     if (p <= 0) {
         nx_err_set(eb, NX_ERR_IO, "rpc: cannot listen on %s (in use, or not an address of this host)",
                    addr);
@@ -823,14 +879,19 @@ void nx_rpc_fail(nx_rpc_call *c, int code, const char *why)
 
 nx_rpc_channel *nx_rpc_connect(nx_rpc *r, const char *target)
 {
-    grpc_arg a[10];
+    grpc_arg a[12];
     int na = make_args(r, a, false);
+    if (r->chan_creds && r->server_name)
+        a[na++] = (grpc_arg){.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                             .value.string = r->server_name};
     grpc_channel_args args = {.num_args = (size_t)na, .args = a};
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    grpc_channel_credentials *cr =
+        r->chan_creds ? r->chan_creds : grpc_insecure_credentials_create();
     nx_rpc_channel *ch = nx_calloc(1, sizeof *ch);
     ch->r = r;
     ch->ch = grpc_channel_create(target, cr, &args);
-    grpc_channel_credentials_release(cr);
+    if (!r->chan_creds)
+        grpc_channel_credentials_release(cr);
     ch->next = r->chans;
     if (r->chans)
         r->chans->prev = ch;
@@ -899,6 +960,10 @@ static int unary_start(nx_rpc_channel *ch, const char *path, grpc_byte_buffer *b
     ops[0].flags = wait_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY |
                                     GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET
                               : 0;
+    if (r->token) {
+        ops[0].data.send_initial_metadata.count = 1;
+        ops[0].data.send_initial_metadata.metadata = &r->auth_md;
+    }
     op_init(&ops[1], GRPC_OP_SEND_MESSAGE);
     ops[1].data.send_message.send_message = bb;
     op_init(&ops[2], GRPC_OP_SEND_CLOSE_FROM_CLIENT);
@@ -982,6 +1047,19 @@ int nx_rpc_open(nx_rpc_channel *ch, const char *path, const nx_rpc_stream_ops *o
 
 /* ---- life cycle -------------------------------------------------------------------------------- */
 
+static void creds_free(nx_rpc *r)
+{
+    if (r->server_creds)
+        grpc_server_credentials_release(r->server_creds);
+    if (r->chan_creds)
+        grpc_channel_credentials_release(r->chan_creds);
+    if (r->token) {
+        grpc_slice_unref(r->auth_md.value);
+        free(r->token);
+    }
+    free(r->server_name);
+}
+
 int nx_rpc_init(nx_rpc **out, nx_loop *loop, const nx_rpc_cfg *cfg, nx_errbuf *eb)
 {
     *out = NULL;
@@ -992,6 +1070,40 @@ int nx_rpc_init(nx_rpc **out, nx_loop *loop, const nx_rpc_cfg *cfg, nx_errbuf *e
     if (r->max_msg > (size_t)INT32_MAX)
         r->max_msg = (size_t)INT32_MAX;
     r->keepalive_ms = cfg ? cfg->keepalive_ms : 0;
+    if (cfg && cfg->tls_cert && cfg->tls_key) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = cfg->tls_key,
+                                           .cert_chain = cfg->tls_cert};
+        r->server_creds = grpc_ssl_server_credentials_create_ex(
+            cfg->tls_ca, &pair, 1,
+            cfg->tls_verify_clients ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                    : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+    }
+    if (cfg && (cfg->tls_ca || cfg->tls_cert)) {
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = cfg->tls_key,
+                                           .cert_chain = cfg->tls_cert};
+        r->chan_creds = grpc_ssl_credentials_create(
+            cfg->tls_ca, cfg->tls_cert && cfg->tls_key ? &pair : NULL, NULL, NULL);
+    }
+    if ((cfg && cfg->tls_cert && cfg->tls_key && !r->server_creds) ||
+        (cfg && (cfg->tls_ca || cfg->tls_cert) && !r->chan_creds)) {
+        nx_err_set(eb, NX_ERR_INVAL, "rpc: gRPC refused the TLS certificates or key");
+        creds_free(r);
+        free(r);
+        grpc_shutdown_blocking();
+        return NX_ERR_INVAL;
+    }
+    if (cfg && cfg->tls_server_name)
+        r->server_name = nx_strdup(cfg->tls_server_name);
+    if (cfg && cfg->token) {
+        r->token = nx_strdup(cfg->token);
+        size_t n = strlen(cfg->token) + 8;
+        char *v = nx_malloc(n);
+        snprintf(v, n, "Bearer %s", cfg->token);
+        r->auth_md.key = grpc_slice_from_static_string("authorization");
+        r->auth_md.value = grpc_slice_from_copied_string(v);
+        free(v);
+    }
     r->cq = grpc_completion_queue_create_for_next(NULL);
     tag_init(&r->t_server_down, on_server_down);
     r->poller_exit.fn = poller_exited;
@@ -1000,6 +1112,7 @@ int nx_rpc_init(nx_rpc **out, nx_loop *loop, const nx_rpc_cfg *cfg, nx_errbuf *e
         nx_err_set(eb, NX_ERR_IO, "rpc: cannot start the poller thread");
         grpc_completion_queue_shutdown(r->cq);
         grpc_completion_queue_destroy(r->cq);
+        creds_free(r);
         free(r);
         grpc_shutdown_blocking();
         return NX_ERR_IO;
@@ -1040,6 +1153,7 @@ void nx_rpc_free(nx_rpc *r)
     if (r->server)
         grpc_server_destroy(r->server);
     grpc_completion_queue_destroy(r->cq);
+    creds_free(r);
     free(r);
     grpc_shutdown_blocking();
 }

@@ -31,11 +31,13 @@ enum nx_rpc_code {
     NX_RPC_INVALID_ARGUMENT = 3,
     NX_RPC_DEADLINE_EXCEEDED = 4,
     NX_RPC_NOT_FOUND = 5,
+    NX_RPC_PERMISSION_DENIED = 7,
     NX_RPC_RESOURCE_EXHAUSTED = 8,
     NX_RPC_FAILED_PRECONDITION = 9,
     NX_RPC_UNIMPLEMENTED = 12,
     NX_RPC_INTERNAL = 13,
     NX_RPC_UNAVAILABLE = 14,
+    NX_RPC_UNAUTHENTICATED = 16,
 };
 const char *nx_rpc_code_name(int code);
 
@@ -46,6 +48,18 @@ typedef struct nx_rpc_channel nx_rpc_channel;
 typedef struct nx_rpc_cfg {
     size_t max_msg;          /* bytes per message, both ways; 0: 64 MiB */
     int keepalive_ms;        /* HTTP/2 pings on client channels; 0: none */
+    /* Security (all PEM text, copied; NULL: off). TLS: the server serves TLS
+     * when tls_cert and tls_key are set; client channels speak TLS when
+     * tls_ca or tls_cert is set, verifying servers against tls_ca (NULL: the
+     * system's roots) and presenting tls_cert/tls_key (mutual TLS).
+     * tls_verify_clients: the server requires a client certificate signed by
+     * tls_ca. tls_server_name: the name client channels expect in servers'
+     * certificates (NULL: the target's host). token: every incoming call must
+     * carry "authorization: Bearer TOKEN" (else UNAUTHENTICATED; methods
+     * marked open are exempt), and every outgoing call carries it. */
+    const char *tls_cert, *tls_key, *tls_ca, *tls_server_name;
+    bool tls_verify_clients;
+    const char *token;
 } nx_rpc_cfg;
 
 /* A completion queue, its poller thread, and the channels and server on it.
@@ -71,6 +85,10 @@ typedef struct nx_rpc_stream_ops {
     /* the end (code: gRPC status; OK when the peer finished cleanly);
      * c is invalid after this returns */
     void (*on_close)(nx_rpc_call *c, int code, const char *why);
+    /* server streams, optional: the client half-closed (it sends no more);
+     * the stream stays open for us to write (a server-streaming method).
+     * Without it, the server finishes the stream with OK at the half-close. */
+    void (*on_half_close)(nx_rpc_call *c);
 } nx_rpc_stream_ops;
 
 /* Queue m for writing (packed now, so m may be freed at once). NX_ERR_IO once
@@ -98,6 +116,7 @@ typedef struct nx_rpc_method {
     const nx_rpc_stream_ops *stream;
     void (*on_open)(void *ctx, nx_rpc_call *c);
     void *ctx;
+    bool open;          /* served without the bearer token (health checks) */
 } nx_rpc_method;
 
 /* Listen on addr ("127.0.0.1:0" picks a port, returned in *port) and serve
@@ -139,6 +158,7 @@ int nx_rpc_open(nx_rpc_channel *ch, const char *path, const nx_rpc_stream_ops *o
 typedef struct nx_rpc_stats {
     uint64_t calls_in, calls_out, msgs_in, msgs_out, bytes_in, bytes_out, bad_msgs;
     uint64_t live_calls;
+    uint64_t unauthenticated;   /* calls refused for a missing or wrong token */
 } nx_rpc_stats;
 void nx_rpc_get_stats(const nx_rpc *r, nx_rpc_stats *st);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """fuzz_client.py — bad input against a live cluster: random bytes and
 malformed or out-of-range messages on every service (the scheduler's Attach
-and Status, a backend's Serve, the frontend's KServe calls). Errors are
+and Status, a backend's Serve, the frontend's KServe calls, every daemon's
+grpc.health.v1.Health Check and Watch). Errors are
 expected; afterwards the cluster must still be ready and answer correctly
 (nexus-cluster fails the run if any daemon died). argv: STUBS_DIR (stubs of
 inference.proto and nexus.proto)."""
@@ -74,6 +75,24 @@ for i in range(60):
     unary(fe, "/inference.GRPCInferenceService/ModelInfer", mutate(req.SerializeToString()))
     unary(fe, "/inference.GRPCInferenceService/" + rng.choice(["ModelReady", "ModelMetadata", "Nope"]), junk())
     n += 10
+# the health service of every daemon: junk, mutated requests, Watch streams
+# with no request, two requests, junk, or a client that goes away at once
+def health_req(svc):   # HealthCheckRequest{service = svc}, field 1, by hand
+    b, n, v = svc.encode(), len(svc.encode()), b""
+    while n >= 0x80:
+        v, n = v + bytes([n & 0x7f | 0x80]), n >> 7
+    return b"\x0a" + v + bytes([n]) + b
+for i in range(40):
+    for ch in (sch, be, fe):
+        unary(ch, "/grpc.health.v1.Health/Check", rng.choice([junk(), mutate(health_req("")),
+                                                              health_req("x" * rng.randrange(300))]))
+        stream(ch, "/grpc.health.v1.Health/Watch",
+               rng.choice([[], [junk()], [health_req(""), health_req("")],
+                           [mutate(health_req("nexus.Backend"))], [health_req("y" * 200)]]))
+        w = ch.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=raw,
+                            response_deserializer=raw)(health_req(""), timeout=1.0)
+        w.cancel()
+        n += 3
 stub = pbg.GRPCInferenceServiceStub(fe)
 ok = stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
 req = pb.ModelInferRequest(model_name="classify")

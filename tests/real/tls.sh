@@ -1,0 +1,64 @@
+#!/bin/bash
+# tls.sh — the daemons with TLS, mutual TLS and a bearer token (issue 10,
+# item 5). Certificates are made here, at test time, with Debian's openssl (a
+# CA, one certificate the daemons share for serving and as clients, a client
+# certificate, and a self-signed "rogue" one); no key is ever committed. A
+# scheduler, a backend and a frontend talk mutual TLS with the token among
+# themselves; a second frontend serves plain TLS. Debian's python3-grpcio
+# then shows who is refused (plaintext, no or a wrong token, no client
+# certificate, a certificate from another CA) and who is served.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${NX_BUILD:-build}/bin
+T=$(mktemp -d)
+. tests/real/lib.sh
+trap 'kill ${PIDS[@]} 2>/dev/null || true; rm -rf "$T"' EXIT
+PY=/usr/bin/python3
+EXP=tests/real/e2e.yml
+D=$T/pki
+mkdir $D
+ossl() { openssl "$@" 2>$T/openssl.log || { cat $T/openssl.log; exit 1; }; }
+ossl req -x509 -newkey rsa:2048 -nodes -keyout $D/ca.key -out $D/ca.pem -days 1 -subj /CN=nexus-test-ca
+for n in node client; do
+    ossl req -newkey rsa:2048 -nodes -keyout $D/$n.key -out $D/$n.csr -subj /CN=$n
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > $D/$n.ext
+    ossl x509 -req -in $D/$n.csr -CA $D/ca.pem -CAkey $D/ca.key -CAcreateserial -out $D/$n.pem \
+        -days 1 -extfile $D/$n.ext
+done
+ossl req -x509 -newkey rsa:2048 -nodes -keyout $D/rogue.key -out $D/rogue.pem -days 1 -subj /CN=rogue \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > $D/token
+$PY -m grpc_tools.protoc -I real/proto --python_out=$T --grpc_python_out=$T \
+    real/proto/health.proto real/proto/inference.proto
+
+# bad security options: a clear error and exit 1 (files) or 2 (command line)
+rc=0; $B/nexus-frontend $EXP --scheduler x:1 --tls-cert $D/node.pem 2>$T/err || rc=$?
+[ $rc = 1 ] && grep -q -- "--tls-cert and --tls-key go together" $T/err
+rc=0; $B/nexus-frontend $EXP --scheduler x:1 --tls-cert $D/node.pem --tls-key $D/ca.pem 2>$T/err || rc=$?
+[ $rc = 1 ] && grep -q "holds no 'PRIVATE KEY-----'" $T/err
+echo short > $T/short
+rc=0; $B/nexus-backend $EXP --scheduler x:1 --token-file $T/short 2>$T/err || rc=$?
+[ $rc = 1 ] && grep -q "at least 16" $T/err
+rc=0; $B/nexus-scheduler $EXP --token-file $T/none 2>$T/err || rc=$?
+[ $rc = 1 ] && grep -q "cannot open $T/none" $T/err
+rc=0; $B/nexus-scheduler $EXP --tls-verify-clients 2>$T/err || rc=$?
+[ $rc = 1 ] && grep -q -- "--tls-verify-clients needs --tls-ca" $T/err
+echo "tls.sh: bad security options refused with clear errors"
+
+S="--tls-cert $D/node.pem --tls-key $D/node.key --tls-ca $D/ca.pem --token-file $D/token"
+start sched $B/nexus-scheduler $EXP --listen 127.0.0.1:0 --backends 1 $S --tls-verify-clients \
+    --metrics 127.0.0.1:0
+SCHED=$READY
+start be0 $B/nexus-backend $EXP --scheduler $SCHED $S --tls-verify-clients
+start fe0 $B/nexus-frontend $EXP --scheduler $SCHED --listen 127.0.0.1:0 $S --tls-verify-clients
+FE=$READY
+start fe1 $B/nexus-frontend $EXP --scheduler $SCHED --listen 127.0.0.1:0 $S
+FE1=$READY
+echo "tls.sh: scheduler, backend and two frontends attached over mutual TLS with the token"
+$PY tests/real/ops_client.py secure $T $FE $D $(cat $D/token) 1
+$PY tests/real/ops_client.py secure $T $FE1 $D $(cat $D/token) 0
+# a load generator over TLS with the token: every query accounted for
+$B/nexus-loadgen $EXP --frontend $FE --scheduler $SCHED --out $T/run --quiet $S
+$PY tests/real/check.py $T/run
+stop_all
+echo "tls.sh: ok"
