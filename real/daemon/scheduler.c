@@ -21,6 +21,15 @@
  * kept for Status. A dead frontend's rate estimates are forgotten
  * (nx_scheduler_frontend_gone).
  *
+ * With --state FILE the plan and the rate estimates are written to FILE after
+ * every epoch (real/node/statefile.c: atomically, by rename) and read back
+ * at start: the first plan after a restart is made for the restored rates and
+ * mapped onto the restored plan, so nodes that attach again get the plan
+ * they had, not one from the experiment's initial rates. A state file that
+ * does not parse or belongs to another experiment, policy, catalog or slot
+ * count is set aside (FILE.bad) with a logged reason, and planning starts
+ * from the experiment's rates.
+ *
  * Threads: the loop thread runs everything (engine, streams, timers); the
  * rpc layer's poller only hands completions over (real/rpc/rpc.c).
  * SIGTERM/SIGINT: stop the engine, close every stream, shut gRPC down, exit 0. */
@@ -37,7 +46,9 @@
 #include "renv.h"
 #include "rpc.h"
 #include "scheduler.h"
+#include "sched_state.h"
 #include "serve.h"
+#include "statefile.h"
 #include "util.h"
 #include "wire.h"
 
@@ -107,6 +118,10 @@ struct sched {
     int ready_fd;
     nx_serving sv;          /* health ("" SERVING once planning; nexus.Scheduler once
                                serving), metrics */
+    const char *state_path; /* --state, or NULL */
+    nx_sched_state saved;   /* read at start; imported by the first engine */
+    bool resume;
+    uint64_t state_writes, state_errors;
 };
 
 static const char *kind_name(int k)
@@ -165,6 +180,7 @@ static void send_backends(sched *s, node *only)
 }
 
 static void node_gone(sched *s, node *n, const char *how, bool close_stream);
+static void state_save(sched *s);
 
 /* ---- the engine's environment -------------------------------------------------------- */
 
@@ -227,6 +243,8 @@ static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, const d
         p->slo_ms[i] = slo_us[i] / 1000;
     nx_log(s->who, "epoch (%s): %d of %d backend(s) used, %.1f req/s planned", label, plan->used,
            plan->ngpu, planned);
+    if (s->state_path && s->sc)
+        state_save(s);
     if (strcmp(label, "failure") == 0)
         for (int i = 0; i < s->nfails; i++)
             if (s->fails[i].kind == NEXUS__NODE_KIND__NODE_BACKEND && !s->fails[i].replanned) {
@@ -235,6 +253,66 @@ static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, const d
                                "detected",
                        s->fails[i].slot, NX_TO_MS(now - s->fails[i].detected));
             }
+}
+
+/* ---- the state file ------------------------------------------------------------------------ */
+
+static nx_statefile_id state_id(const sched *s)
+{
+    return (nx_statefile_id){.experiment = s->cat.x.name, .policy = s->cat.combo->name,
+                             .catalog = s->cat.hash};
+}
+
+static void state_save(sched *s)
+{
+    nx_sched_state st;
+    nx_sched_state_init(&st, s->cat.nsess, s->maxf, s->maxb);
+    nx_scheduler_export(s->sc, &st);
+    nx_statefile_id id = state_id(s);
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    if (nx_statefile_write(s->state_path, &id, &st, s->epochs_done + s->sc->epochs,
+                           s->triggers_done + s->sc->triggers, &eb) < 0) {
+        if (s->state_errors++ == 0 || s->state_errors % 100 == 0)
+            nx_log(s->who, "%s (%llu time(s))", eb.msg, (unsigned long long)s->state_errors);
+    } else {
+        s->state_writes++;
+    }
+    nx_sched_state_free(&st);
+}
+
+/* At start: the state a previous run left, if any and if it fits. */
+static void state_load(sched *s)
+{
+    nx_sched_state_init(&s->saved, s->cat.nsess, s->maxf, s->maxb);
+    nx_statefile_id id = state_id(s);
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    uint64_t epochs = 0, triggers = 0;
+    int rc = nx_statefile_read(s->state_path, &id, &s->saved, &epochs, &triggers, &eb);
+    if (rc == NX_ERR_NOTFOUND) {
+        nx_log(s->who, "state: no %s yet: planning from the experiment's rates",
+               s->state_path);
+        return;
+    }
+    if (rc < 0) {
+        char bad[4200];
+        snprintf(bad, sizeof bad, "%s.bad", s->state_path);
+        bool moved = rename(s->state_path, bad) == 0;
+        nx_log(s->who, "state ignored: %s; planning from the experiment's rates (%s%s)", eb.msg,
+               moved ? "the file is kept as " : "it will be overwritten", moved ? bad : "");
+        return;
+    }
+    s->resume = true;
+    s->epochs_done = epochs;
+    s->triggers_done = triggers;
+    double planned = 0;
+    for (int i = 0; i < s->cat.nsess; i++)
+        planned += s->saved.plan_rate[i];
+    nx_log(s->who, "state: resuming from %s: epoch %llu, %d GPU(s) in the plan, %.1f req/s "
+                   "planned over %d session(s)",
+           s->state_path, (unsigned long long)s->saved.epoch, s->saved.plan.used, planned,
+           s->cat.nsess);
 }
 
 /* ---- (re)building the engine's scheduler --------------------------------------------- */
@@ -276,6 +354,14 @@ static void engine_start(sched *s, const char *why)
         .on_epoch_ctx = s,
     };
     nx_scheduler_init(sc, &s->env.env, &cfg);
+    if (s->resume) { /* the first engine after a restart takes the saved state over */
+        char why[200];
+        s->resume = false;
+        if (nx_scheduler_import(sc, &s->saved, why, sizeof why) < 0)
+            nx_log(s->who, "state not resumed: %s", why);
+        else
+            nx_log(s->who, "state resumed: planning for the saved rates onto the saved plan");
+    }
     for (int g = 0; g < s->maxb; g++) /* slots without a backend get no work */
         nx_scheduler_set_alive(sc, g, s->be[g].alive);
     s->sc = sc;
@@ -696,6 +782,10 @@ static void metrics(void *ctx, nx_prom *p)
                 sc ? sc->eplan.used : 0);
     nx_prom_one(p, "nexus_backend_slots", "gauge", "Backend slots planned over (--max-backends).",
                 s->maxb);
+    nx_prom_one(p, "nexus_state_writes_total", "counter",
+                "State files written (--state), one per epoch.", (double)s->state_writes);
+    nx_prom_one(p, "nexus_state_write_errors_total", "counter",
+                "State files that could not be written.", (double)s->state_errors);
     int ab = 0, af = 0;
     for (int i = 0; i < s->maxb; i++)
         ab += s->be[i].alive;
@@ -800,6 +890,8 @@ static void usage(FILE *f)
             "  --timeout S             a node silent this long is dead (default: the experiment's\n"
             "                          scheduler.keepalive_timeout_s)\n"
             "  --ready-fd FD           write 'ready ADDR' to FD once serving, then close it\n"
+            "  --state FILE            keep the plan and rate estimates in FILE (written\n"
+            "                          atomically after every epoch) and resume them at start\n"
             NX_SERVE_USAGE
             "  --help                  this text\n"
             "\n"
@@ -810,13 +902,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     const char *prog = "nexus-scheduler";
-    const char *listen = "127.0.0.1:10001", *policy = NULL, *path = NULL;
+    const char *listen = "127.0.0.1:10001", *policy = NULL, *path = NULL, *state_path = NULL;
     double scale = 1, keepalive = -1, timeout = -1;
     long backends = -1, maxb = -1, maxf = 8, ready_fd = -1;
     static const struct option opts[] = {
         {"listen", 1, 0, 'l'}, {"policy", 1, 0, 'p'}, {"scale", 1, 0, 's'},
         {"backends", 1, 0, 'b'}, {"max-backends", 1, 0, 'B'}, {"max-frontends", 1, 0, 'F'},
         {"keepalive", 1, 0, 'k'}, {"timeout", 1, 0, 't'}, {"ready-fd", 1, 0, 'r'},
+        {"state", 1, 0, 'X'},
         {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
     nx_serve_opts so = {0};
@@ -833,6 +926,7 @@ int main(int argc, char **argv)
         case 'k': bad = nx_cli_double(prog, "--keepalive", optarg, 0.01, 60, &keepalive); break;
         case 't': bad = nx_cli_double(prog, "--timeout", optarg, 0.05, 600, &timeout); break;
         case 'r': bad = nx_cli_long(prog, "--ready-fd", optarg, 0, 65535, &ready_fd); break;
+        case 'X': state_path = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             if ((bad = nx_serve_opt(&so, prog, o, optarg)) < 0) {
@@ -879,6 +973,13 @@ int main(int argc, char **argv)
     }
     s->be = nx_calloc((size_t)s->maxb, sizeof(node));
     s->fe = nx_calloc((size_t)s->maxf, sizeof(node));
+    s->state_path = state_path;
+    if (rc == 0 && state_path) {
+        if ((rc = nx_statefile_check(state_path, &eb)) < 0)
+            fprintf(stderr, "%s: %s\n", prog, eb.msg);
+        else
+            state_load(s);
+    }
     nx_renv_init(&s->env, s->loop, engine_send, NULL, s);
     nx_loop_on_signal(s->loop, on_signal, s);
 
@@ -925,6 +1026,8 @@ int main(int argc, char **argv)
         free(s->tl[i].slo_ms);
     free(s->tl);
     free(s->fails);
+    if (state_path)
+        nx_sched_state_free(&s->saved);
     free(s->be);
     free(s->fe);
     nx_serving_free(&s->sv);

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "nexus.pb-c.h"
 #include "rpc.h"
+#include "statefile.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -774,6 +775,134 @@ static void test_catalog(void)
     nx_catalog_free(&a);
 }
 
+/* The scheduler's state file: an exact round trip, every truncation and
+ * 3,000 random corruptions refused or read without a crash (ASan), foreign
+ * and missing files told apart. */
+static void test_statefile(void)
+{
+    char *d = nx_tu_tmpdir();
+    char path[1024], trunc[1024];
+    snprintf(path, sizeof path, "%s/state", d);
+    snprintf(trunc, sizeof trunc, "%s/bad", d);
+    nx_sched_state st, got;
+    nx_sched_state_init(&st, 3, 2, 4);
+    st.epoch = 12345678901ull;
+    for (int s = 0; s < 3; s++) {
+        st.plan_rate[s] = 100.0 / (s + 3);
+        st.rate[s] = s == 2 ? 0 : 1e-7 + s;
+        st.hist[s] = 7 * s;
+        st.budget[s] = 25000.5 + s;
+        st.ewma[s * 2 + 1] = st.rate[s] / 3;
+        st.seen[s * 2 + 1] = (uint8_t)(s != 1);
+    }
+    nx_plan_add(&st.plan, 0, 0, 8, 33.25, 41.5);
+    nx_plan_add(&st.plan, 3, 4, 1, 0.1, 1.0 / 7); /* a prefix unit (id >= nsess) */
+    nx_plan_add(&st.plan, 3, 2, 64, 1e6 / 3, 2e6 / 3);
+    nx_statefile_id id = {.experiment = "exp", .policy = "nexus", .catalog = 0xfedcba9876543210ull};
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    CU_ASSERT_EQUAL_FATAL(nx_statefile_write(path, &id, &st, 99, 7, &eb), 0);
+    nx_sched_state_init(&got, 3, 2, 4);
+    uint64_t ep = 0, tr = 0;
+    CU_ASSERT_EQUAL_FATAL(nx_statefile_read(path, &id, &got, &ep, &tr, &eb), 0);
+    CU_ASSERT_EQUAL(ep, 99);
+    CU_ASSERT_EQUAL(tr, 7);
+    CU_ASSERT_EQUAL(got.epoch, st.epoch);
+    for (int s = 0; s < 3; s++) {
+        CU_ASSERT_EQUAL(got.plan_rate[s], st.plan_rate[s]); /* bit for bit */
+        CU_ASSERT_EQUAL(got.rate[s], st.rate[s]);
+        CU_ASSERT_EQUAL(got.hist[s], st.hist[s]);
+        CU_ASSERT_EQUAL(got.budget[s], st.budget[s]);
+        for (int f = 0; f < 2; f++) {
+            CU_ASSERT_EQUAL(got.seen[s * 2 + f], st.seen[s * 2 + f]);
+            CU_ASSERT_EQUAL(got.ewma[s * 2 + f], st.seen[s * 2 + f] ? st.ewma[s * 2 + f] : 0);
+        }
+    }
+    CU_ASSERT_EQUAL(got.plan.used, 2);
+    for (int g = 0; g < 4; g++) {
+        CU_ASSERT_EQUAL_FATAL(got.plan.gpu[g].n, st.plan.gpu[g].n);
+        for (int i = 0; i < st.plan.gpu[g].n; i++) {
+            CU_ASSERT_EQUAL(got.plan.gpu[g].a[i].session, st.plan.gpu[g].a[i].session);
+            CU_ASSERT_EQUAL(got.plan.gpu[g].a[i].batch, st.plan.gpu[g].a[i].batch);
+            CU_ASSERT_EQUAL(got.plan.gpu[g].a[i].rate, st.plan.gpu[g].a[i].rate);
+            CU_ASSERT_EQUAL(got.plan.gpu[g].a[i].throughput, st.plan.gpu[g].a[i].throughput);
+        }
+    }
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CU_ASSERT_NOT_EQUAL(access(tmp, F_OK), 0); /* renamed over, nothing left */
+    size_t len;
+    char *text = nx_tu_read(path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    /* every truncation: refused naming PATH:LINE (the last newline alone may go) */
+    int refused = 0;
+    for (size_t n = 0; n < len; n++) {
+        FILE *f = fopen(trunc, "w");
+        fwrite(text, 1, n, f);
+        fclose(f);
+        nx_err_clear(&eb);
+        int rc = nx_statefile_read(trunc, &id, &got, &ep, &tr, &eb);
+        if (n + 1 < len) {
+            /* a name or the hash cut short reads as another experiment's */
+            refused += rc == NX_ERR_PARSE || rc == NX_ERR_CONFIG;
+            if (rc != NX_ERR_PARSE && rc != NX_ERR_CONFIG)
+                printf("\ntruncated at %zu of %zu: rc %d\n", n, len, rc);
+            CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, trunc));
+        } else {
+            CU_ASSERT_EQUAL(rc, 0);
+        }
+    }
+    CU_ASSERT_EQUAL(refused, (int)len - 1);
+    /* random corruptions: a byte changed, inserted or removed */
+    uint64_t seed = 42;
+    int ok = 0, bad = 0;
+    for (int k = 0; k < 3000; k++) {
+        char *m = nx_malloc(len + 2);
+        memcpy(m, text, len);
+        size_t n = len;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t at = (size_t)(seed >> 33) % len;
+        char c = (char)(seed >> 20);
+        int how = (int)(seed >> 60) % 3;
+        if (how == 0) {
+            m[at] = c;
+        } else if (how == 1) {
+            memmove(m + at + 1, m + at, n - at);
+            m[at] = c;
+            n++;
+        } else {
+            memmove(m + at, m + at + 1, n - at - 1);
+            n--;
+        }
+        FILE *f = fopen(trunc, "w");
+        fwrite(m, 1, n, f);
+        fclose(f);
+        free(m);
+        int rc = nx_statefile_read(trunc, &id, &got, &ep, &tr, &eb);
+        rc == 0 ? ok++ : bad++;
+        CU_ASSERT(rc == 0 || rc == NX_ERR_PARSE || rc == NX_ERR_CONFIG);
+    }
+    CU_ASSERT(bad > 2000); /* most corruptions are caught; a digit changed reads as a number */
+    free(text);
+    /* another experiment, another slot count; no file */
+    nx_statefile_id other = id;
+    other.experiment = "other";
+    nx_err_clear(&eb);
+    CU_ASSERT_EQUAL(nx_statefile_read(path, &other, &got, &ep, &tr, &eb), NX_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "experiment 'exp'"));
+    nx_sched_state small;
+    nx_sched_state_init(&small, 3, 2, 2);
+    nx_err_clear(&eb);
+    CU_ASSERT_EQUAL(nx_statefile_read(path, &id, &small, &ep, &tr, &eb), NX_ERR_CONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "--max-backends"));
+    nx_sched_state_free(&small);
+    snprintf(tmp, sizeof tmp, "%s/none", d);
+    CU_ASSERT_EQUAL(nx_statefile_read(tmp, &id, &got, &ep, &tr, &eb), NX_ERR_NOTFOUND);
+    nx_sched_state_free(&st);
+    nx_sched_state_free(&got);
+    nx_tu_rmdir(d);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -787,7 +916,8 @@ int main(void)
         !CU_add_test(su, "rpc: streams, closes from both sides, shutdown", test_rpc_stream) ||
         !CU_add_test(su, "wire: engine messages and their checks", test_wire) ||
         !CU_add_test(su, "kserve: input tensor checks", test_kserve_input) ||
-        !CU_add_test(su, "catalog: the simulator's sessions, hash", test_catalog)) {
+        !CU_add_test(su, "catalog: the simulator's sessions, hash", test_catalog) ||
+        !CU_add_test(su, "statefile: round trip, truncations, corruptions", test_statefile)) {
         CU_cleanup_registry();
         return 1;
     }
