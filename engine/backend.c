@@ -7,8 +7,20 @@
  * enforces the duty cycle: it emerges from batch sizes and arrival rates.
  *
  * CPU pre- and post-processing run on worker threads that overlap the GPU
- * (Nexus keeps 4-5 cores per GPU): a request enters its queue pre_us after it
- * arrives, and its reply leaves post_us after its batch finishes.
+ * (Nexus keeps 4-5 cores per GPU). With cpu_cores = 0 the cores are not
+ * modelled: a request enters its queue pre_us after it arrives, and its reply
+ * leaves post_us after its batch finishes. With cpu_cores = C every pre and
+ * post job waits in one FIFO for one of C cores, so a node whose requests need
+ * more than C cores' worth of processing falls behind. Without overlap (the
+ * fork branch `nooverlap` behind the paper's -OL bar) requests queue as they
+ * arrive and the GPU thread waits while its batch is pre-processed on the
+ * cores, runs it, and waits again while it is post-processed; the batching
+ * policies' latency estimate (nx_bsess_lat) then includes both CPU phases.
+ *
+ * GPU sharing: exclusive (Nexus) runs one batch at a time, round-robin over
+ * the sessions; concurrent gives each session its own server that launches a
+ * batch whenever it has none in progress, so batches of several sessions run
+ * on the GPU at once and the env slows them down (sim: the interference table).
  *
  * Deadlines are the request's own end-to-end deadline set by the frontend. The
  * original Nexus backend restarted the clock at backend arrival (deadline =
@@ -25,16 +37,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { JOB_PRE, JOB_POST, JOB_BATCH_PRE, JOB_BATCH_POST };
+
 static void kick(nx_backend *be);
+static void core_done(nx_event *ev);
 
 void nx_backend_init(nx_backend *be, nx_env *env, const nx_backend_cfg *cfg)
 {
+    NX_ASSERT(cfg->cpu_cores >= 0 && (!cfg->no_overlap || cfg->cpu_cores > 0));
     memset(be, 0, sizeof *be);
     be->env = env;
     be->cfg = *cfg;
     be->node = nx_node_backend(cfg->gpu);
-    be->bufcap = 16;
-    be->buf = nx_malloc(sizeof(nx_req *) * (size_t)be->bufcap);
+    be->running = nx_calloc((size_t)(cfg->nsess > 0 ? cfg->nsess : 1), 1);
+    if (cfg->cpu_cores > 0) {
+        be->cores = nx_calloc((size_t)cfg->cpu_cores, sizeof *be->cores);
+        for (int i = 0; i < cfg->cpu_cores; i++) {
+            be->cores[i].ev.fn = core_done;
+            be->cores[i].be = be;
+        }
+        be->cores_idle = cfg->cpu_cores;
+    }
 }
 
 void nx_backend_free(nx_backend *be)
@@ -42,7 +65,14 @@ void nx_backend_free(nx_backend *be)
     for (int i = 0; i < be->nslots; i++)
         nx_rq_free(&be->slots[i].q);
     free(be->slots);
-    free(be->buf);
+    for (int i = 0; i < be->nruns; i++) {
+        free(be->runs[i]->buf);
+        free(be->runs[i]);
+    }
+    free(be->runs);
+    free(be->running);
+    free(be->cores);
+    free(be->cq);
     memset(be, 0, sizeof *be);
 }
 
@@ -101,6 +131,7 @@ static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
     bs->bp = be->cfg.bp;
     bs->target_batch = batch;
     bs->slo_us = bs->s->slo_us;
+    bs->serial_cores = be->cfg.no_overlap ? be->cfg.cpu_cores : 0;
     be->cfg.batching->init(bs);
     return bs;
 }
@@ -155,24 +186,163 @@ static void post_done(nx_event *ev)
         reply(be, r);
 }
 
-static void add_busy(nx_backend *be, nx_time a, nx_time b)
+/* The part of [a, b) inside the measurement window. */
+static nx_time in_window(const nx_backend *be, nx_time a, nx_time b)
 {
     if (a < be->cfg.window_start)
         a = be->cfg.window_start;
     if (b > be->cfg.window_end)
         b = be->cfg.window_end;
-    if (b > a)
-        be->busy_in_window += b - a;
+    return b > a ? b - a : 0;
+}
+
+static void add_busy(nx_backend *be, nx_time a, nx_time b)
+{
+    be->busy_in_window += in_window(be, a, b);
+}
+
+/* ---- CPU cores: one FIFO of pre/post jobs ---------------------------------------- */
+
+static void core_start(nx_backend *be, nx_core *c, const nx_cpujob *job)
+{
+    c->busy = true;
+    c->job = *job;
+    c->life = be->life;
+    be->cores_idle--;
+    nx_time now = nx_now(be->env);
+    be->cpu_in_window += in_window(be, now, now + job->cost);
+    nx_at(be->env, &c->ev, now + job->cost);
+}
+
+static void cpu_submit(nx_backend *be, int kind, nx_req *r, nx_brun *run)
+{
+    const nx_profile *p = be->cfg.sessions[r->session].prof;
+    bool pre = kind == JOB_PRE || kind == JOB_BATCH_PRE;
+    nx_cpujob job = {.r = r, .run = run, .kind = kind, .cost = NX_US(pre ? p->pre_us : p->post_us)};
+    if (be->cores_idle > 0) {
+        int i = 0;
+        while (be->cores[i].busy)
+            i++;
+        core_start(be, &be->cores[i], &job);
+        return;
+    }
+    if (be->cq_len == be->cq_cap) { /* grow the ring (amortised; never per job) */
+        size_t ncap = be->cq_cap ? 2 * be->cq_cap : 64;
+        nx_cpujob *nq = nx_malloc(sizeof *nq * ncap);
+        for (size_t i = 0; i < be->cq_len; i++)
+            nq[i] = be->cq[(be->cq_head + i) % be->cq_cap];
+        free(be->cq);
+        be->cq = nq;
+        be->cq_cap = ncap;
+        be->cq_head = 0;
+    }
+    be->cq[(be->cq_head + be->cq_len) % be->cq_cap] = job;
+    be->cq_len++;
+}
+
+static void gpu_start(nx_backend *be, nx_brun *run);
+static void run_finish(nx_backend *be, nx_brun *run);
+
+/* A core finished its job: it takes the next waiting one, then the job's
+ * request moves on. A job of a process that died since is forgotten. */
+static void core_done(nx_event *ev)
+{
+    nx_core *c = NX_CONTAINER_OF(ev, nx_core, ev);
+    nx_backend *be = c->be;
+    nx_cpujob job = c->job;
+    bool stale = be->dead || c->life != be->life;
+    c->busy = false;
+    be->cores_idle++;
+    if (!be->dead && be->cq_len > 0) {
+        nx_cpujob next = be->cq[be->cq_head];
+        be->cq_head = (be->cq_head + 1) % be->cq_cap;
+        be->cq_len--;
+        core_start(be, c, &next);
+    }
+    if (stale)
+        return;
+    switch (job.kind) {
+    case JOB_PRE:
+        enqueue(be, job.r);
+        break;
+    case JOB_POST:
+        reply(be, job.r);
+        break;
+    case JOB_BATCH_PRE:
+        if (--job.run->cpu_left == 0)
+            gpu_start(be, job.run);
+        break;
+    case JOB_BATCH_POST:
+        reply(be, job.r);
+        if (--job.run->cpu_left == 0)
+            run_finish(be, job.run);
+        break;
+    }
+}
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+/* A free batch with room for n requests (the pool grows to the most batches
+ * ever in progress at once). */
+static nx_brun *get_run(nx_backend *be, int n)
+{
+    nx_brun *run = NULL;
+    for (int i = 0; i < be->nruns && !run; i++)
+        if (!be->runs[i]->in_use)
+            run = be->runs[i];
+    if (!run) {
+        be->runs = nx_realloc(be->runs, sizeof *be->runs * (size_t)(be->nruns + 1));
+        run = nx_calloc(1, sizeof *run);
+        run->be = be;
+        be->runs[be->nruns++] = run;
+    }
+    if (n > run->cap) {
+        run->cap = n > 16 ? n : 16;
+        run->buf = nx_realloc(run->buf, sizeof(nx_req *) * (size_t)run->cap);
+    }
+    return run;
+}
+
+static void batch_done(nx_event *ev);
+
+static void gpu_start(nx_backend *be, nx_brun *run)
+{
+    nx_batch *b = &run->b;
+    nx_time now = nx_now(be->env);
+    b->start = now;
+    b->latency = 0;
+    b->ev.fn = batch_done;
+    b->ev.ctx = run;
+    run->on_gpu = true;
+    if (be->gpu_running++ == 0)
+        be->gpu_since = now;
+    nx_gpu_run(be->env, b);
+}
+
+/* The batch is over (after its post-processing, without overlap): its
+ * session, and with an exclusive GPU the backend, may start the next. */
+static void run_finish(nx_backend *be, nx_brun *run)
+{
+    run->in_use = false;
+    be->running[run->b.session] = 0;
+    if (!be->cfg.concurrent)
+        be->busy = false;
+    kick(be);
 }
 
 static void batch_done(nx_event *ev)
 {
-    nx_backend *be = ev->ctx;
-    if (be->dead || be->batch_life != be->life)
+    nx_brun *run = ev->ctx;
+    nx_backend *be = run->be;
+    run->on_gpu = false;
+    if (be->dead || run->life != be->life) {
+        run->in_use = false;
         return; /* the process that ran it died */
-    nx_batch *b = &be->batch;
+    }
+    nx_batch *b = &run->b;
     nx_time now = nx_now(be->env);
-    add_busy(be, b->start, now);
+    if (--be->gpu_running == 0)
+        add_busy(be, be->gpu_since, now);
     nx_bsess *bs = find_slot(be, b->session);
     NX_ASSERT(bs);
     if (be->cfg.batching->done)
@@ -182,7 +352,14 @@ static void batch_done(nx_event *ev)
         nx_req *r = b->reqs[i];
         r->gpu = be->cfg.gpu;
         r->batch = b->size;
-        if (post > 0) {
+        if (be->cfg.no_overlap) {
+            cpu_submit(be, JOB_BATCH_POST, r, run);
+        } else if (be->cfg.cpu_cores > 0) {
+            if (be->cfg.sessions[r->session].prof->post_us > 0)
+                cpu_submit(be, JOB_POST, r, NULL);
+            else
+                reply(be, r);
+        } else if (post > 0) {
             r->msg.ev.fn = post_done;
             r->msg.ev.ctx = be;
             nx_at(be->env, &r->msg.ev, now + NX_US(post));
@@ -192,8 +369,11 @@ static void batch_done(nx_event *ev)
     }
     be->served += (uint64_t)b->size;
     bs->served += (uint64_t)b->size;
-    be->busy = false;
-    kick(be);
+    if (be->cfg.no_overlap) {
+        run->cpu_left = b->size; /* the GPU waits for the post-processing */
+        return;
+    }
+    run_finish(be, run);
 }
 
 static void wake_fired(nx_event *ev)
@@ -242,6 +422,12 @@ void nx_backend_kill(nx_backend *be)
     be->nslots = 0;
     be->busy = false;
     be->cursor = 0;
+    be->cq_len = 0;         /* waiting CPU jobs are lost; busy cores finish stale ones */
+    be->gpu_running = 0;
+    memset(be->running, 0, (size_t)(be->cfg.nsess > 0 ? be->cfg.nsess : 1));
+    for (int i = 0; i < be->nruns; i++)
+        if (!be->runs[i]->on_gpu) /* a batch on the GPU is freed when its stale end fires */
+            be->runs[i]->in_use = false;
 }
 
 void nx_backend_revive(nx_backend *be)
@@ -268,10 +454,10 @@ static void remove_slot(nx_backend *be, int i)
 
 /* A prefix group's batch: the prefix runs on all n inputs, then each member
  * session's suffix on its own inputs (Nexus's SharePrefixModel). */
-static void split_parts(nx_backend *be, nx_batch *b, int n)
+static void split_parts(nx_backend *be, nx_batch *b, nx_req **buf, int n)
 {
     for (int i = 0; i < n; i++) {
-        int sid = be->buf[i]->session, k = 0;
+        int sid = buf[i]->session, k = 0;
         while (k < b->nparts && b->part_session[k] != sid)
             k++;
         if (k == b->nparts) {
@@ -288,17 +474,46 @@ static void split_parts(nx_backend *be, nx_batch *b, int n)
             b->part_n[k] = b->part_prof[k]->max_batch; /* cost capped at the measured range */
 }
 
-/* If the GPU is idle, give every session one turn, starting at the cursor,
- * until one produces a batch. */
+/* Start a formed batch of n requests (in run->buf) from slot bs. */
+static void launch(nx_backend *be, nx_brun *run, nx_bsess *bs, int n)
+{
+    nx_batch *b = &run->b;
+    b->gpu = be->cfg.gpu;
+    b->session = bs->s->id;
+    b->prof = bs->prof;
+    b->nparts = 0;
+    if (bs->group >= 0)
+        split_parts(be, b, run->buf, n);
+    b->size = n;
+    b->reqs = run->buf;
+    run->in_use = true;
+    run->life = be->life;
+    be->running[b->session] = 1;
+    be->busy = true;
+    be->batches++;
+    if (be->cfg.no_overlap) { /* the GPU waits for the batch's pre-processing */
+        run->cpu_left = n;
+        for (int i = 0; i < n; i++)
+            cpu_submit(be, JOB_BATCH_PRE, run->buf[i], run);
+        return;
+    }
+    gpu_start(be, run);
+}
+
+/* Exclusive: if the GPU is idle, give every session one turn, starting at the
+ * cursor, until one produces a batch. Concurrent: every session without a
+ * batch in progress gets a turn, and each that produces one starts it. */
 static void kick(nx_backend *be)
 {
-    if (be->busy || be->nslots == 0)
+    if ((be->busy && !be->cfg.concurrent) || be->nslots == 0)
         return;
     nx_time now = nx_now(be->env);
     nx_time wake = NX_TIME_NEVER;
     for (int k = 0; k < be->nslots; k++) {
         int i = (be->cursor + k) % be->nslots;
         nx_bsess *bs = &be->slots[i];
+        if (be->running[bs->s->id])
+            continue; /* concurrent: its server is busy */
         if (nx_rq_len(&bs->q) == 0) {
             if (!bs->planned) { /* drained: forget it */
                 remove_slot(be, i);
@@ -309,33 +524,18 @@ static void kick(nx_backend *be)
             continue;
         }
         int maxb = bs->prof->max_batch;
-        if (maxb > be->bufcap) {
-            be->bufcap = maxb;
-            be->buf = nx_realloc(be->buf, sizeof(nx_req *) * (size_t)maxb);
-        }
+        nx_brun *run = get_run(be, maxb);
         nx_time w = NX_TIME_NEVER;
-        int n = be->cfg.batching->form(bs, now, be->buf, maxb, drop_req, be, &w);
+        int n = be->cfg.batching->form(bs, now, run->buf, maxb, drop_req, be, &w);
         NX_ASSERT(n >= 0 && n <= maxb);
         if (n > 0) {
-            be->cursor = (i + 1) % be->nslots;
-            nx_batch *b = &be->batch;
-            b->ev.fn = batch_done;
-            b->ev.ctx = be;
-            b->gpu = be->cfg.gpu;
-            b->session = bs->s->id;
-            b->prof = bs->prof;
-            b->nparts = 0;
-            if (bs->group >= 0)
-                split_parts(be, b, n);
-            b->size = n;
-            b->reqs = be->buf;
-            b->start = now;
-            b->latency = 0;
-            be->busy = true;
-            be->batch_life = be->life;
-            be->batches++;
-            nx_gpu_run(be->env, b);
-            return;
+            if (!be->cfg.concurrent) {
+                be->cursor = (i + 1) % be->nslots;
+                launch(be, run, bs, n);
+                return;
+            }
+            launch(be, run, bs, n);
+            continue;
         }
         if (w < wake)
             wake = w;
@@ -381,12 +581,14 @@ void nx_backend_recv(nx_backend *be, nx_msg *m)
     case NX_MSG_QUERY: {
         nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);
         double pre = be->cfg.sessions[r->session].prof->pre_us;
-        if (pre > 0) {
+        if (be->cfg.no_overlap || pre <= 0) {
+            enqueue(be, r); /* no overlap: pre-processed with its batch */
+        } else if (be->cfg.cpu_cores > 0) {
+            cpu_submit(be, JOB_PRE, r, NULL);
+        } else {
             r->msg.ev.fn = pre_done;
             r->msg.ev.ctx = be;
             nx_at(be->env, &r->msg.ev, nx_now(be->env) + NX_US(pre));
-        } else {
-            enqueue(be, r);
         }
         break;
     }

@@ -74,6 +74,7 @@ static void init_combo(void *obj)
     strcpy(k->lb, "drr");
     strcpy(k->split, "dp");
     k->prefix = true;
+    k->overlap = true;
 }
 
 static int check_combo(cfg *c, yaml_node_t *n, void *obj, const table *t, uint64_t seen,
@@ -116,6 +117,21 @@ static int check_experiment(cfg *c, yaml_node_t *n, void *obj, const table *t, u
 {
     nx_experiment *x = obj;
     x->has_trace = nx_cfg_seen(t, seen, "trace");
+    for (int i = 0; i < x->ncombos; i++) {
+        const nx_combo *k = &x->combos[i];
+        yaml_node_t *item = nx_cfg_item(c, nx_cfg_find_key(c, n, "policies", false), i);
+        char sub[FIELD_MAX];
+        nx_cfg_field(sub, "policies[%d]", i);
+        if (!k->overlap && x->cpu_cores < 1)
+            return nx_cfg_fail_key(c, item, sub, "overlap", false,
+                                   "policy '%s': overlap: false needs cluster.cpu_cores (the "
+                                   "cores the GPU waits for)", k->name);
+        if (k->gpu_sharing == NX_GPU_CONCURRENT && !x->interference[0])
+            return nx_cfg_fail_key(c, item, sub, "gpu_sharing", false,
+                                   "policy '%s': gpu_sharing: concurrent needs "
+                                   "cluster.interference (a table of concurrent-stream "
+                                   "latencies)", k->name);
+    }
     for (int i = 0; i < x->nfailures; i++)
         if (x->failures[i].gpu >= x->gpus) {
             char sub[FIELD_MAX];
@@ -275,6 +291,9 @@ static const row cluster_rows[] = {
     R_STR("gpu_type", nx_experiment, gpu_type, 0),
     R_DBLX("gpu_mem_gb", nx_experiment, gpu_mem_mb, 0, NOLIM, XMIN, 1024),
     R_PATH("profiles", nx_experiment, profile_dir, REQ),
+    R_INT("cpu_cores", nx_experiment, cpu_cores, 0, 4096, 0),
+    R_PATH("cpu_profile", nx_experiment, cpu_profile, 0),
+    R_PATH("interference", nx_experiment, interference, 0),
 };
 static const table cluster_table = TABLE(cluster_rows);
 
@@ -288,6 +307,8 @@ static const row trace_rows[] = {
 };
 static const table trace_table = TABLE(trace_rows);
 
+static const char *const sharing_names[] = { "exclusive", "concurrent", NULL };
+
 static const row combo_rows[] = {
     R_STR("name", nx_combo, name, 0),
     R_STR("placement", nx_combo, placement, 0),
@@ -295,6 +316,8 @@ static const row combo_rows[] = {
     R_STR("lb", nx_combo, lb, 0),
     R_STR("split", nx_combo, split, 0),
     R_BOOL("prefix_batching", nx_combo, prefix),
+    R_BOOL("overlap", nx_combo, overlap),
+    R_ENUM("gpu_sharing", nx_combo, gpu_sharing, sharing_names, 0),
 };
 static const table combo_table = TABLE(combo_rows, .init = init_combo, .check = check_combo,
                                        .unique = "policy", .unique_off = offsetof(nx_combo, name));
@@ -397,6 +420,8 @@ void nx_experiment_free(nx_experiment *x)
     free(x->combos);
     free(x->failures);
     nx_trace_free(&x->trace.trace);
+    nx_prepost_free(&x->prepost);
+    nx_interference_free(&x->ifx);
     nx_experiment_init(x);
 }
 
@@ -501,6 +526,17 @@ int nx_experiment_resolve(nx_experiment *x, const nx_modeldb *db, nx_errbuf *eb)
                 return NX_ERR_NOTFOUND;
             }
             st->profile = p;
+            if (x->prepost.n > 0) { /* a cost table replaces the profiles': it must cover the app */
+                int k = 0;
+                while (k < x->prepost.n && strcmp(x->prepost.e[k].model, p->model) != 0)
+                    k++;
+                if (k == x->prepost.n) {
+                    nx_err_set(eb, NX_ERR_NOTFOUND,
+                               "%s: app '%s': model '%s' has no row in cluster.cpu_profile %s",
+                               x->path, a->name, p->model, x->cpu_profile);
+                    return NX_ERR_NOTFOUND;
+                }
+            }
             if (nx_profile_mem(p, 1) > x->gpu_mem_mb) {
                 nx_err_set(eb, NX_ERR_INFEASIBLE,
                            "%s: app '%s': model '%s' needs %g MB at batch 1; a GPU has %g MB",

@@ -108,7 +108,57 @@ typedef struct nx_combo {
     char lb[NX_NAME_MAX];         /* "drr", "weighted_random", "power_of_two" */
     char split[NX_NAME_MAX];      /* query SLO split: "dp" (Nexus) or "even" */
     bool prefix;                  /* prefix batching of models that share a prefix (true) */
+    bool overlap;                 /* CPU pre/post-processing overlaps the GPU (true); false:
+                                     the GPU waits for its batch's pre- and post-processing
+                                     on the node's cpu_cores (the paper's -OL) */
+    int gpu_sharing;              /* nx_gpu_sharing */
 } nx_combo;
+
+typedef enum nx_gpu_sharing {
+    NX_GPU_EXCLUSIVE = 0,  /* one batch at a time, sessions round-robin (Nexus) */
+    NX_GPU_CONCURRENT,     /* one model server per session, batches run concurrently and slow
+                              each other down by the cluster's interference table (the paper's
+                              TF Serving and Clipper) */
+} nx_gpu_sharing;
+
+/* Pre- and post-processing cost per request of each model on one host's CPU
+ * (one core), as written by `nexus-profile --prepost-only`: the experiment's
+ * cluster.cpu_profile. */
+typedef struct nx_prepost_entry {
+    char model[NX_NAME_MAX];
+    double pre_us, post_us;
+} nx_prepost_entry;
+
+typedef struct nx_prepost {
+    char host[256];
+    nx_prepost_entry *e;
+    int n;
+} nx_prepost;
+
+/* GPU interference: mean per-batch latency of one stream when k = 1..nk
+ * streams run the same model and batch concurrently on one GPU (the
+ * experiment's cluster.interference). */
+#define NX_IFX_MAX_K 16
+
+typedef struct nx_ifx_entry {
+    char model[NX_NAME_MAX];
+    char precision[16];
+    int batch;
+    double lat_us[NX_IFX_MAX_K];
+    int nk;
+} nx_ifx_entry;
+
+typedef struct nx_interference {
+    char gpu[NX_NAME_MAX];
+    nx_ifx_entry *e;      /* sorted by (model, precision, batch) after parsing */
+    int n;
+} nx_interference;
+
+/* One (model, precision)'s rows of a table: e[0..n-1], increasing batch. */
+typedef struct nx_ifx_curve {
+    const nx_ifx_entry *e;
+    int n;
+} nx_ifx_curve;
 
 typedef struct nx_sched_params {
     double epoch_s;        /* 30: epoch every this many seconds */
@@ -149,6 +199,12 @@ typedef struct nx_experiment {
     char gpu_type[NX_NAME_MAX];
     double gpu_mem_mb;      /* memory per GPU: gpu_mem_gb x 1024 (default 80 GB = 81920 MB) */
     char profile_dir[512];  /* resolved relative to the experiment file */
+    int cpu_cores;          /* CPU cores per backend node for pre/post-processing (0: as many
+                               as needed, each request's pre/post a pure delay) */
+    char cpu_profile[512];  /* "" or a pre/post cost table that replaces the profiles' */
+    char interference[512]; /* "" or the GPU interference table (gpu_sharing: concurrent) */
+    nx_prepost prepost;     /* loaded cpu_profile */
+    nx_interference ifx;    /* loaded interference table */
     /* apps */
     nx_app *apps;
     int napps;
@@ -191,6 +247,31 @@ int nx_profile_parse(nx_profile *p, const char *text, size_t len,
 int nx_trace_parse(nx_trace *t, const char *text, size_t len, const char *path,
                    nx_errbuf *eb);
 void nx_trace_free(nx_trace *t);
+
+/* Parse a pre/post cost table (YAML: host, models: [{model, preprocess_us,
+ * postprocess_us}]) from a buffer. */
+int nx_prepost_parse(nx_prepost *t, const char *text, size_t len, const char *path,
+                     nx_errbuf *eb);
+void nx_prepost_free(nx_prepost *t);
+/* Replace the pre/post cost of every profile in db whose model has a row in
+ * t (a prefix-group variant's, by the model of its full profile). */
+void nx_prepost_apply(const nx_prepost *t, nx_modeldb *db);
+
+/* Parse an interference table (YAML: gpu, entries: [{model, precision, batch,
+ * latency_us: [l1, ..., lk]}]) from a buffer; rows are sorted by (model,
+ * precision, batch), which must be unique, and every latency must be > 0. */
+int nx_interference_parse(nx_interference *t, const char *text, size_t len, const char *path,
+                          nx_errbuf *eb);
+void nx_interference_free(nx_interference *t);
+/* The rows of (model, precision); returns false (c->n = 0) when there are none. */
+bool nx_interference_curve(const nx_interference *t, const char *model, const char *precision,
+                           nx_ifx_curve *c);
+/* The slowdown of a batch of b while k batches (itself included) run on its
+ * GPU: latency(k)/latency(1) of the curve, linear in b between its rows and
+ * constant beyond them; past the last measured k, extended linearly in k
+ * from the last two (processor sharing adds a constant per stream). k <= 1
+ * gives exactly 1. */
+double nx_ifx_slowdown(const nx_ifx_curve *c, int b, int k);
 
 /* After profiles are loaded: resolve each app's model in db, check that a
  * batch of 1 fits its SLO at all (else NX_ERR_INFEASIBLE naming the app). */

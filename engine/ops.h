@@ -5,7 +5,7 @@
  *
  * Latency estimates that batching policies use come from nx_bsess_lat():
  * multiplier * (mean(b) + std(b)) + post-processing + the reply's network
- * trip, in ns. */
+ * trip, in ns (+ the batch's CPU rounds when the GPU waits for them). */
 #ifndef NX_OPS_H
 #define NX_OPS_H
 
@@ -41,6 +41,8 @@ typedef struct nx_bsess {
     double slo_us;       /* the session's current SLO, from the plan */
     bool planned;        /* in the current model table (false: draining) */
     double multiplier;
+    int serial_cores;    /* > 0: no CPU/GPU overlap; the batch's pre- and post-processing
+                            run on this many cores while the GPU waits */
     nx_time reply_ns;    /* the reply's trip back to the frontend */
     const nx_batch_params *bp;
     /* policy state */
@@ -63,7 +65,12 @@ static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
         int sb = b < bs->suffix->max_batch ? b : bs->suffix->max_batch;
         us += bs->suffix->mean_us[sb] + bs->suffix->std_us[sb];
     }
-    return NX_US(bs->multiplier * us + bs->s->prof->post_us) + bs->reply_ns;
+    nx_time t = NX_US(bs->multiplier * us + bs->s->prof->post_us) + bs->reply_ns;
+    if (bs->serial_cores > 0) { /* no overlap: ceil(b / cores) rounds of pre and of post */
+        int rounds = (b + bs->serial_cores - 1) / bs->serial_cores;
+        t += NX_US(rounds * bs->s->prof->pre_us + (rounds - 1) * bs->s->prof->post_us);
+    }
+    return t;
 }
 
 /* Called by a policy for each request it drops. */

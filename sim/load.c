@@ -182,6 +182,20 @@ int nx_load_experiment(nx_experiment *x, nx_modeldb *db, const char *path, nx_er
     free(text);
     if (!rc)
         rc = nx_load_profile_dir(db, x->profile_dir, eb);
+    if (!rc && x->cpu_profile[0]) {
+        if (!(rc = nx_load_file(x->cpu_profile, &text, &len, eb))) {
+            rc = nx_prepost_parse(&x->prepost, text, len, x->cpu_profile, eb);
+            free(text);
+        }
+        if (!rc)
+            nx_prepost_apply(&x->prepost, db);
+    }
+    if (!rc && x->interference[0]) {
+        if (!(rc = nx_load_file(x->interference, &text, &len, eb))) {
+            rc = nx_interference_parse(&x->ifx, text, len, x->interference, eb);
+            free(text);
+        }
+    }
     if (!rc && x->has_trace) {
         if (!(rc = nx_load_file(x->trace.file, &text, &len, eb))) {
             rc = nx_trace_parse(&x->trace.trace, text, len, x->trace.file, eb);

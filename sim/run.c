@@ -48,6 +48,12 @@ typedef struct gen {
     double t;             /* exact time of the armed arrival (s) */
 } gen;
 
+/* A profile's interference curve (gpu_sharing: concurrent). */
+typedef struct ifx_map {
+    const nx_profile *p;
+    nx_ifx_curve c;
+} ifx_map;
+
 struct run {
     const nx_experiment *x;
     nx_sim sim;
@@ -75,6 +81,8 @@ struct run {
     nx_run_result *res;
     int captl;
     struct fail_ev *fails;
+    ifx_map *ifx;           /* concurrent GPUs: the curve of every profile a batch runs */
+    int nifx;
     /* progress */
     const nx_run_opts *o;
     struct timespec t0;
@@ -400,6 +408,46 @@ static void start_failures(run *r)
     }
 }
 
+/* ---- concurrent GPU sharing -------------------------------------------------------- */
+
+static double slowdown(void *ctx, const nx_batch *b, int k)
+{
+    run *r = ctx;
+    for (int i = 0; i < r->nifx; i++)
+        if (r->ifx[i].p == b->prof)
+            return nx_ifx_slowdown(&r->ifx[i].c, b->size, k);
+    NX_ASSERT(!"slowdown: a batch of a profile without a curve");
+    return 1;
+}
+
+/* The interference curve of every profile a batch can run (a session's model,
+ * or its prefix group's prefix); a profile the table lacks is an error. */
+static int setup_sharing(run *r, nx_errbuf *eb)
+{
+    const nx_experiment *x = r->x;
+    r->ifx = nx_calloc((size_t)r->ns, sizeof *r->ifx);
+    for (int i = 0; i < r->ns; i++) {
+        const nx_session *s = &r->sess[i];
+        const nx_profile *p = s->group >= 0 ? s->prefix : s->prof;
+        int k = 0;
+        while (k < r->nifx && r->ifx[k].p != p)
+            k++;
+        if (k < r->nifx)
+            continue;
+        r->ifx[k].p = p;
+        if (!nx_interference_curve(&x->ifx, p->model, p->precision, &r->ifx[k].c)) {
+            nx_err_set(eb, NX_ERR_NOTFOUND,
+                       "%s: gpu_sharing: concurrent: the interference table %s has no entry for "
+                       "model '%s' precision '%s' (session '%s')",
+                       x->path, x->interference, p->model, p->precision, s->name);
+            return NX_ERR_NOTFOUND;
+        }
+        r->nifx++;
+    }
+    nx_sim_share(&r->sim, r->ng, slowdown, r);
+    return 0;
+}
+
 /* ---- wiring -------------------------------------------------------------------- */
 
 static void deliver(void *ctx, int dst, nx_msg *m)
@@ -637,6 +685,9 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             .keepalive_s = x->sched.keepalive_timeout_s > 0 ? x->sched.beacon_s : 0,
             .window_start = r->window_start,
             .window_end = r->window_end,
+            .cpu_cores = x->cpu_cores,
+            .no_overlap = !combo->overlap,
+            .concurrent = combo->gpu_sharing == NX_GPU_CONCURRENT,
         };
         nx_backend_init(&r->be[g], env, &bc);
     }
@@ -685,8 +736,10 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         .on_epoch_ctx = r,
     };
     nx_scheduler_init(&r->sched, env, &sc);
-    int rc = nx_scheduler_start(&r->sched);
+    int rc = combo->gpu_sharing == NX_GPU_CONCURRENT ? setup_sharing(r, eb) : 0;
     if (rc < 0) {
+        /* the message is set */
+    } else if ((rc = nx_scheduler_start(&r->sched)) < 0) {
         nx_err_set(eb, rc, "%s: placement '%s' failed: %s", x->path, place->name,
                    nx_strerror(rc));
     } else {
@@ -752,6 +805,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         free(r->sess);
     free(r->gens);
     free(r->fails);
+    free(r->ifx);
     free(r->trace_apps);
     free(r->trace_cdf);
     for (size_t c = 0; c < r->nchunks; c++)

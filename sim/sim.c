@@ -1,6 +1,7 @@
 /* sim.c — the simulator's event queue and env implementation; see sim.h. */
 #include "sim.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <gsl/gsl_randist.h>
@@ -116,12 +117,146 @@ nx_time nx_sim_batch_latency(nx_sim *s, const nx_profile *p, int b)
     return t > 0 ? t : 1;
 }
 
+/* ---- processor-sharing GPUs (nx_sim_share) ------------------------------------------ */
+
+typedef struct ps_job {
+    nx_batch *b;
+    double rem;        /* work left: ns of running alone */
+    double sd;         /* its slowdown at the GPU's current k */
+} ps_job;
+
+typedef struct ps_tick {
+    nx_event ev;
+    nx_ps_gpu *g;
+    bool armed;
+} ps_tick;
+
+/* One GPU: the batches on it, when their work was last brought up to date, and
+ * the wake-ups armed for it. A wake-up cannot be moved once armed, so one that
+ * became early fires, finds nothing done and arms the next. */
+struct nx_ps_gpu {
+    nx_sim *s;
+    ps_job *jobs;
+    int n, cap;
+    nx_time last;
+    ps_tick **ticks;   /* allocated one by one: armed ones are in the heap */
+    int nticks;
+};
+
+static void ps_advance(nx_ps_gpu *g, nx_time now)
+{
+    double dt = (double)(now - g->last);
+    if (dt > 0)
+        for (int i = 0; i < g->n; i++)
+            g->jobs[i].rem -= dt / g->jobs[i].sd;
+    g->last = now;
+}
+
+static void ps_rates(nx_ps_gpu *g)
+{
+    for (int i = 0; i < g->n; i++)
+        g->jobs[i].sd = g->s->slowdown(g->s->slowdown_ctx, g->jobs[i].b, g->n);
+}
+
+static void ps_tick_fire(nx_event *ev);
+
+/* Make sure a wake-up is armed at or before the earliest completion. */
+static void ps_arm(nx_ps_gpu *g)
+{
+    nx_sim *s = g->s;
+    if (g->n == 0)
+        return;
+    double m = HUGE_VAL;
+    for (int i = 0; i < g->n; i++) {
+        double t = g->jobs[i].rem * g->jobs[i].sd;
+        if (t < m)
+            m = t;
+    }
+    /* round up to whole ns, forgiving float error below 1e-3 ns (a batch is done
+     * when less than 1 ns of its time is left) */
+    nx_time due = s->now + (m > 1e-3 ? (nx_time)ceil(m - 1e-3) : 0);
+    ps_tick *free_tick = NULL;
+    for (int i = 0; i < g->nticks; i++) {
+        if (g->ticks[i]->armed && g->ticks[i]->ev.time <= due)
+            return;
+        if (!g->ticks[i]->armed && !free_tick)
+            free_tick = g->ticks[i];
+    }
+    if (!free_tick) {
+        g->ticks = nx_realloc(g->ticks, sizeof *g->ticks * (size_t)(g->nticks + 1));
+        free_tick = nx_calloc(1, sizeof *free_tick);
+        free_tick->g = g;
+        free_tick->ev.fn = ps_tick_fire;
+        g->ticks[g->nticks++] = free_tick;
+    }
+    free_tick->armed = true;
+    free_tick->ev.time = due;
+    free_tick->ev.seq = s->seq++;
+    heap_push(s, &free_tick->ev);
+}
+
+/* Batches whose work is done (less than 1 ns left) leave, in the order they
+ * came; their done events fire next, at this time; the others are re-timed. */
+static void ps_tick_fire(nx_event *ev)
+{
+    ps_tick *t = NX_CONTAINER_OF(ev, ps_tick, ev);
+    nx_ps_gpu *g = t->g;
+    nx_sim *s = g->s;
+    t->armed = false;
+    ps_advance(g, s->now);
+    int kept = 0;
+    for (int i = 0; i < g->n; i++) {
+        ps_job *j = &g->jobs[i];
+        if (j->rem * j->sd < 1.0) {
+            j->b->latency = s->now - j->b->start;
+            j->b->ev.time = s->now;
+            j->b->ev.seq = s->seq++;
+            heap_push(s, &j->b->ev);
+        } else {
+            g->jobs[kept++] = *j;
+        }
+    }
+    if (kept != g->n) {
+        g->n = kept;
+        ps_rates(g);
+    }
+    ps_arm(g);
+}
+
+static void ps_add(nx_ps_gpu *g, nx_batch *b, nx_time work)
+{
+    ps_advance(g, g->s->now);
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 8;
+        g->jobs = nx_realloc(g->jobs, sizeof *g->jobs * (size_t)g->cap);
+    }
+    g->jobs[g->n++] = (ps_job){.b = b, .rem = (double)work, .sd = 1};
+    ps_rates(g);
+    ps_arm(g);
+}
+
+void nx_sim_share(nx_sim *s, int ngpu, nx_slowdown_fn fn, void *ctx)
+{
+    NX_ASSERT(!s->ps && ngpu > 0 && fn);
+    s->ps = nx_calloc((size_t)ngpu, sizeof *s->ps);
+    s->nps = ngpu;
+    for (int i = 0; i < ngpu; i++)
+        s->ps[i].s = s;
+    s->slowdown = fn;
+    s->slowdown_ctx = ctx;
+}
+
 static void env_gpu_run(nx_env *e, nx_batch *b)
 {
     nx_sim *s = (nx_sim *)e;
     b->latency = nx_sim_batch_latency(s, b->prof, b->size);
     for (int i = 0; i < b->nparts; i++) /* suffixes after the shared prefix */
         b->latency += nx_sim_batch_latency(s, b->part_prof[i], b->part_n[i]);
+    if (s->ps) {
+        NX_ASSERT(b->gpu >= 0 && b->gpu < s->nps);
+        ps_add(&s->ps[b->gpu], b, b->latency);
+        return;
+    }
     b->ev.time = s->now + b->latency;
     b->ev.seq = s->seq++;
     heap_push(s, &b->ev);
@@ -150,6 +285,13 @@ void nx_sim_init(nx_sim *s, uint64_t seed, double net_delay_us, double net_jitte
 
 void nx_sim_free(nx_sim *s)
 {
+    for (int i = 0; i < s->nps; i++) {
+        for (int k = 0; k < s->ps[i].nticks; k++)
+            free(s->ps[i].ticks[k]);
+        free(s->ps[i].ticks);
+        free(s->ps[i].jobs);
+    }
+    free(s->ps);
     free(s->heap);
     free(s->fifo);
     gsl_rng_free(s->rng);

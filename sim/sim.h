@@ -10,7 +10,9 @@
  * GPU batch latency is drawn from a Gamma distribution with the profile's mean
  * and standard deviation at that batch size (shape (mean/std)^2, scale
  * std^2/mean): positive, right-skewed like measured kernel times, and exact
- * to the profile's first two moments. A std of 0 gives the mean exactly. */
+ * to the profile's first two moments. A std of 0 gives the mean exactly.
+ * Batches on one GPU run one after another unless nx_sim_share() makes the GPUs
+ * processor-sharing (concurrent model servers, slowed down by interference). */
 #ifndef NX_SIM_H
 #define NX_SIM_H
 
@@ -18,6 +20,10 @@
 #include <gsl/gsl_rng.h>
 
 typedef void (*nx_deliver_fn)(void *ctx, int dst, nx_msg *m);
+/* The slowdown of batch b while k batches (itself included) share its GPU. */
+typedef double (*nx_slowdown_fn)(void *ctx, const nx_batch *b, int k);
+
+typedef struct nx_ps_gpu nx_ps_gpu;
 
 typedef struct nx_sim {
     nx_env env;
@@ -33,6 +39,11 @@ typedef struct nx_sim {
     nx_deliver_fn deliver;
     void *deliver_ctx;
     uint64_t events;
+    /* concurrent GPUs (nx_sim_share): NULL = a GPU runs what it is given alone */
+    nx_ps_gpu *ps;
+    int nps;
+    nx_slowdown_fn slowdown;
+    void *slowdown_ctx;
 } nx_sim;
 
 void nx_sim_init(nx_sim *s, uint64_t seed, double net_delay_us, double net_jitter_us,
@@ -44,6 +55,13 @@ bool nx_sim_step(nx_sim *s, nx_time until);
 /* Call fn for every message still in flight (at the end of a run), so the
  * owner can free what it must; the queue is left empty. */
 void nx_sim_discard(nx_sim *s, void (*fn)(void *ctx, nx_msg *m), void *ctx);
+/* Let batches share GPUs 0..ngpu-1: a batch whose drawn (alone) latency is L
+ * needs L of work; while k batches are on its GPU it does 1/slowdown(k) of
+ * work per unit of time (processor sharing, each batch at its own slowdown),
+ * and every arrival or departure re-times the others. Its batch->latency is
+ * then the time it really took. Without this call the GPUs are exclusive (a
+ * batch's latency is its drawn one, whatever else runs). */
+void nx_sim_share(nx_sim *s, int ngpu, nx_slowdown_fn fn, void *ctx);
 /* Draw a batch latency (ns) from the profile (exposed for tests). */
 nx_time nx_sim_batch_latency(nx_sim *s, const nx_profile *p, int b);
 

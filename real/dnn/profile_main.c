@@ -31,6 +31,10 @@
 
 typedef struct opts {
     const char *model, *out, *name, *gpu_name;
+    bool prepost_only;   /* only the CPU's pre/post cost of each model: a cost table */
+    const char *host;    /* --host: the cost table's host line */
+    const char *models[256]; /* every MODEL.onnx given (--prepost-only takes several) */
+    int nmodels;
     int part;            /* 0 the whole model, 1 its prefix, 2 its suffix (nx_graph_cut) */
     const char *split;   /* the tensor to cut at (NULL: auto) */
     bool gpu;
@@ -67,7 +71,11 @@ static void usage(FILE *f)
             "  --warmup N       untimed passes per batch size (default 3)\n"
             "  --reps N         timed passes per batch size (default 20)\n"
             "  --budget S       stop a batch size's timed passes after S seconds, at least 3 (default 30)\n"
-            "  --progress / --quiet   force the progress bar on / everything on stderr off\n");
+            "  --progress / --quiet   force the progress bar on / everything on stderr off\n"
+            "\n"
+            "       nexus-profile --prepost-only --out FILE [--host TEXT] MODEL.onnx...\n"
+            "  measure only the CPU's pre/post-processing per request of each model on this\n"
+            "  machine (one core) and write them as a cost table (cluster.cpu_profile)\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, long *v)
@@ -188,6 +196,11 @@ static int parse_args(int argc, char **argv, opts *o)
                 fprintf(stderr, "nexus-profile: --budget: '%s' is not a positive number\n", v);
                 return -1;
             }
+        } else if (!strcmp(a, "--prepost-only")) {
+            o->prepost_only = true;
+        } else if (!strcmp(a, "--host")) {
+            NEED_ARG;
+            o->host = v;
         } else if (!strcmp(a, "--progress")) {
             o->progress = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -196,13 +209,20 @@ static int parse_args(int argc, char **argv, opts *o)
             fprintf(stderr, "nexus-profile: unknown option '%s'\n", a);
             usage(stderr);
             return -1;
-        } else if (!o->model) {
-            o->model = a;
         } else {
-            fprintf(stderr, "nexus-profile: more than one model given ('%s', '%s')\n", o->model, a);
-            return -1;
+            if (o->nmodels == (int)(sizeof o->models / sizeof o->models[0])) {
+                fprintf(stderr, "nexus-profile: at most %d models\n", o->nmodels);
+                return -1;
+            }
+            o->models[o->nmodels++] = a;
+            o->model = o->models[0];
         }
 #undef NEED_ARG
+    }
+    if (o->nmodels > 1 && !o->prepost_only) {
+        fprintf(stderr, "nexus-profile: more than one model given ('%s', '%s'); only "
+                "--prepost-only takes several\n", o->models[0], o->models[1]);
+        return -1;
     }
     if (!o->model || !o->out) {
         fprintf(stderr, "nexus-profile: %s is required\n", !o->model ? "MODEL.onnx" : "--out FILE");
@@ -279,13 +299,23 @@ static uint8_t *synthetic_jpeg(size_t *len)
     return buf;
 }
 
-/* Repeat f until 0.3 s or 500 calls have passed; mean microseconds per call. */
-#define TIME_LOOP(out_us, body) do { \
-        int calls_ = 0; double t0_ = now_s(), t_ = 0; \
-        do { body; calls_++; t_ = now_s() - t0_; } while (t_ < 0.3 && calls_ < 500); \
+static double clock_s(clockid_t clk)
+{
+    struct timespec t;
+    clock_gettime(clk, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Repeat f until 0.3 s or 500 calls have passed on clock clk (CLOCK_MONOTONIC:
+ * wall time; CLOCK_THREAD_CPUTIME_ID: this thread's CPU time, which other
+ * processes on a busy machine do not inflate); mean microseconds per call. */
+#define TIME_LOOP(clk, out_us, body) do { \
+        int calls_ = 0; double t0_ = clock_s(clk), t_ = 0; \
+        do { body; calls_++; t_ = clock_s(clk) - t0_; } while (t_ < 0.3 && calls_ < 500); \
         (out_us) = calls_ ? t_ / calls_ * 1e6 : 0; } while (0)
 
-static int measure_pre(const nx_graph *g, double *us, char *what, size_t n, nx_errbuf *eb)
+static int measure_pre(const nx_graph *g, clockid_t clk, double *us, char *what, size_t n,
+                       nx_errbuf *eb)
 {
     const nx_tensor *x = &g->t[g->inputs[0]];
     if (g->ninputs != 1 || x->ndim != 4 || (x->dims[1] != 1 && x->dims[1] != 3)) {
@@ -300,7 +330,7 @@ static int measure_pre(const nx_graph *g, double *us, char *what, size_t n, nx_e
     void *scratch = nx_malloc(sl);
     float *out = nx_malloc((size_t)c * h * w * sizeof *out);
     int rc = 0;
-    TIME_LOOP(*us, if (!rc) rc = nx_pre_image(jpeg, len, c, h, w, out, scratch, sl, eb));
+    TIME_LOOP(clk, *us, if (!rc) rc = nx_pre_image(jpeg, len, c, h, w, out, scratch, sl, eb));
     snprintf(what, n, "decode a synthetic 640x480 JPEG (%zu bytes, libjpeg), bilinear resize "
              "to %dx%d, normalise to %d channels", len, h, w, c);
     free(out);
@@ -309,7 +339,8 @@ static int measure_pre(const nx_graph *g, double *us, char *what, size_t n, nx_e
     return rc;
 }
 
-static void measure_post(const nx_graph *g, bool prefix, double *us, char *what, size_t n)
+static void measure_post(const nx_graph *g, clockid_t clk, bool prefix, double *us, char *what,
+                         size_t n)
 {
     const nx_tensor *o0 = &g->t[g->outputs[0]];
     if (prefix) {
@@ -324,7 +355,7 @@ static void measure_post(const nx_graph *g, bool prefix, double *us, char *what,
         float prob[5], *logits = nx_malloc((size_t)k * sizeof *logits);
         for (int i = 0; i < k; i++)
             logits[i] = 4 * RND();
-        TIME_LOOP(*us, nx_post_classify(logits, k, k < 5 ? k : 5, idx, prob));
+        TIME_LOOP(clk, *us, nx_post_classify(logits, k, k < 5 ? k : 5, idx, prob));
         snprintf(what, n, "softmax over %d classes + top-%d", k, k < 5 ? k : 5);
         free(logits);
         return;
@@ -347,7 +378,7 @@ static void measure_post(const nx_graph *g, bool prefix, double *us, char *what,
             logits[(size_t)(j * 277 % a) * classes + 1 + j % (classes - 1)] = 10.0f;
         void *work = nx_malloc(nx_post_ssd_work_size(a, classes));
         nx_detection det[200];
-        TIME_LOOP(*us, nx_post_ssd(boxes, logits, anchors, a, classes, det, 200, work));
+        TIME_LOOP(clk, *us, nx_post_ssd(boxes, logits, anchors, a, classes, det, 200, work));
         snprintf(what, n, "SSD: softmax over %d classes x %d anchors, box decoding, per-class "
                  "top-400 above 0.01, NMS at IoU 0.45, best 200 (synthetic output with 30 "
                  "confident anchors)", classes, a);
@@ -361,7 +392,7 @@ static void measure_post(const nx_graph *g, bool prefix, double *us, char *what,
     for (int i = 0; i < g->noutputs; i++)
         total += nx_tensor_elems(&g->t[g->outputs[i]], 1);
     float *a = nx_calloc(total, sizeof *a), *b = nx_malloc(total * sizeof *b);
-    TIME_LOOP(*us, memcpy(b, a, total * sizeof *b); a[0] += b[total - 1]);
+    TIME_LOOP(clk, *us, memcpy(b, a, total * sizeof *b); a[0] += b[total - 1]);
     snprintf(what, n, "copying the %zu output values", total);
     free(a);
     free(b);
@@ -460,11 +491,85 @@ static void yaml_escape(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* --prepost-only: the pre/post cost of each model on this machine's CPU, as a
+ * cost table (engine/experiment.h nx_prepost) written to FILE.tmp, then renamed. */
+static int prepost_only(const opts *o)
+{
+    char tmp[4096], cpu[256] = "unknown CPU";
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->out);
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (ci && fgets(line, sizeof line, ci)) {
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon) {
+            snprintf(cpu, sizeof cpu, "%s", colon + 2);
+            cpu[strcspn(cpu, "\n")] = 0;
+            break;
+        }
+    }
+    if (ci)
+        fclose(ci);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    time_t t = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
+    fprintf(f, "# written by nexus-profile --prepost-only on %s (%ld cores), %s; do not edit by "
+            "hand.\n# per request, one core: mean CPU time of the thread over repeated calls (0.3 s "
+            "or 500 calls)\n", cpu, ncpu, date);
+    char host[512];
+    snprintf(host, sizeof host, "%s%s%s (%ld cores)", o->host ? o->host : "",
+             o->host ? ": " : "", cpu, ncpu);
+    fprintf(f, "host: ");
+    yaml_escape(f, host);
+    fprintf(f, "\nmodels:\n");
+    int rc = 0;
+    for (int i = 0; i < o->nmodels && !rc; i++) {
+        nx_errbuf eb = {0};
+        nx_graph g;
+        if (nx_onnx_load(&g, o->models[i], &eb)) {
+            fprintf(stderr, "nexus-profile: %s\n", eb.msg);
+            rc = 1;
+            break;
+        }
+        double pre = 0, post = 0;
+        char pre_what[256], post_what[320], name[64];
+        if (measure_pre(&g, CLOCK_THREAD_CPUTIME_ID, &pre, pre_what, sizeof pre_what, &eb)) {
+            fprintf(stderr, "nexus-profile: %s: pre-processing: %s\n", o->models[i], eb.msg);
+            rc = 1;
+        }
+        measure_post(&g, CLOCK_THREAD_CPUTIME_ID, false, &post, post_what, sizeof post_what);
+        const char *base = strrchr(o->models[i], '/') ? strrchr(o->models[i], '/') + 1 : o->models[i];
+        size_t l = strlen(base);
+        if (l > 5 && !strcmp(base + l - 5, ".onnx"))
+            l -= 5;
+        snprintf(name, sizeof name, "%.*s", (int)NX_MIN(l, 60), base);
+        fprintf(f, "  - {model: %s, preprocess_us: %.1f, postprocess_us: %.1f}   # %s; %s\n",
+                name, pre, post, pre_what, post_what);
+        if (o->progress)
+            fprintf(stderr, "nexus-profile: %s: pre %.1f us, post %.1f us\n", name, pre, post);
+        nx_graph_free(&g);
+    }
+    bool ok = fclose(f) == 0 && !rc && rename(tmp, o->out) == 0;
+    if (!ok && !rc)
+        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", o->out, strerror(errno));
+    if (!ok)
+        remove(tmp);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
     if (parse_args(argc, argv, &o))
         return 2;
+    if (o.prepost_only) {
+        return prepost_only(&o);
+    }
     nx_errbuf eb = {0};
     nx_graph g;
     if (nx_onnx_load(&g, o.model, &eb)) {
@@ -550,13 +655,13 @@ int main(int argc, char **argv)
                 bmax);
     double pre_us = 0, post_us = 0;
     char pre_what[256], post_what[320];
-    if (measure_pre(&g, &pre_us, pre_what, sizeof pre_what, &eb)) {
+    if (measure_pre(&g, CLOCK_MONOTONIC, &pre_us, pre_what, sizeof pre_what, &eb)) {
         fprintf(stderr, "nexus-profile: pre-processing: %s\n", eb.msg);
         session_close(&s);
         nx_graph_free(&g);
         return 1;
     }
-    measure_post(&g, o.part == 1, &post_us, post_what, sizeof post_what);
+    measure_post(&g, CLOCK_MONOTONIC, o.part == 1, &post_us, post_what, sizeof post_what);
     point *pts = nx_calloc((size_t)fit + 1, sizeof *pts);
     double *us = nx_malloc((size_t)(o.reps + 1) * sizeof *us);
     int npts = 0;
