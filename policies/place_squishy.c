@@ -1,57 +1,82 @@
 /* place_squishy.c — Nexus's squishy bin packing (SOSP'19 §6.1, Algorithm 1),
- * the "squishy" placement policy.
+ * the "squishy" placement policy, with a duty cycle that is searched rather
+ * than fixed, so that the load it can place is monotone in the rates, and
+ * proportional shedding past capacity.
  *
- * Every epoch the whole plan is re-packed from scratch, deterministically:
+ * Every epoch the whole plan is re-packed from scratch, deterministically.
+ * ℓ(b) below is the planner's latency, multiplier·(mean + std), made monotone
+ * (the largest ℓ of any batch up to b: the backend may run any smaller batch
+ * than the planned one, so this is also what it may cost); memory likewise.
  *
  *  1. Saturated phase. Each session gets its saturated batch B (the largest
- *     with 2·ℓ(B) <= budget, lowered until it fits in GPU memory), whose
- *     single-GPU throughput is T = B/ℓ(B), and ⌊rate/T⌋ dedicated GPUs that
- *     run batch B back to back (duty = exec = ℓ(B)). What is left over,
- *     r = rate − n·T, is the session's residual load.
- *  2. Residual phase. Each residual alone gets the largest batch b with
- *     b/r + ℓ(b) <= budget, i.e. the longest duty cycle d = b/r it tolerates;
- *     its occupancy is ℓ(b)/d. Residuals are taken by occupancy, highest
- *     first, and merged best-fit onto the residual GPUs opened so far: a merge
- *     runs the GPU at d = min(d_gpu, d_new), every session on it shrinks its
- *     batch to ⌈d·r_i⌉, and it is feasible if Σℓ(b_i) <= d, memory fits and
- *     every session still meets d + ℓ(b_i) <= budget_i. The feasible merge
- *     with the highest resulting occupancy wins; if none, a new GPU is opened.
+ *     with 2·ℓ(B) <= budget whose memory fits a GPU), whose throughput is
+ *     T = B/ℓ(B), and ⌊rate/T⌋ dedicated GPUs that run batch B back to back.
+ *     What is left over, ρ = rate − n·T < T, is the session's residual.
+ *  2. Residual phase. A set S of residuals fits one GPU iff SOME duty cycle d
+ *     has, with b_i = max(1, ⌈d·ρ_i⌉):
+ *        Σ ℓ(b_i) <= d,  d + ℓ(b_i) <= budget_i (worst case: wait d, run b_i),
+ *        Σ mem(b_i) <= GPU memory.
+ *     The paper (and the earlier version of this file) tested one d only, the
+ *     smallest of the sessions' lone ones; that made the feasible load
+ *     non-monotone (experiments/repro/squishy_nonmonotone.yml: five Inception
+ *     copies fitted one GPU at 120 req/s each but not at 100).
+ *     The test here is exact and cheap. Let E(d) = Σ ℓ(b_i(d)); E is a
+ *     non-decreasing step function. The latency condition holds on an
+ *     interval (0, U] (U = min over S of each session's own bound: both d and
+ *     ℓ(b_i(d)) grow with d), memory on an interval too. Let d* be the least
+ *     d with E(d) <= d; iterating d ← E(d) from any lower bound reaches it.
+ *     Then S fits iff d* <= U and mem(d*) fits: every feasible d is >= d*,
+ *     and memory only grows with d.
+ *     Residuals are taken biggest first (by d* / U alone) and merged best-fit
+ *     (the GPU whose merged d* / U is largest, i.e. the tightest fit); if none
+ *     fits, a GPU is opened.
+ *  3. Each residual GPU then gets the d in its feasible set that leaves the
+ *     most slack on both sides: max over d of min(d − E(d), U' − d) where
+ *     U' − d is the smallest latency slack budget_i − d − ℓ(b_i) — the GPU
+ *     time left in a cycle for arrivals beyond the batch, against the time a
+ *     request could still wait. (Spending the whole SLO, d + ℓ(b) = budget,
+ *     as Nexus's code does, collapsed the demo under Poisson load; spending
+ *     the whole cycle, E(d) = d, leaves no room for bursts either.)
+ *
+ * Why the feasible load is monotone (tests/test_place.c checks each claim):
+ *  - One GPU: if d witnesses that S fits at rates ρ, the same d witnesses it
+ *    at any ρ' <= ρ: every b_i = ⌈d·ρ_i⌉ can only shrink, and every
+ *    condition above only gets easier when a batch shrinks (ℓ and memory are
+ *    monotone by construction). Subsets of a fitting S fit too.
+ *  - Saturated part: n = ⌊r/T⌋ never grows as r falls. When it drops, the
+ *    new residual ρ' < T always fits a GPU alone (d = ℓ(B): batch <= B,
+ *    ℓ <= d, d + ℓ <= 2ℓ(B) <= budget), so the lost dedicated GPU is
+ *    replaced by at most one residual GPU.
+ *  Hence the optimal packing never needs more GPUs at lower rates. The
+ *  best-fit heuristic's GPU count is not guaranteed monotone (bin-packing
+ *  anomalies: smaller items can change the greedy's choices); the property
+ *  test measures how often and by how much.
+ *
+ * Past capacity (the plan needs more GPUs than the cluster has), every
+ * session's rate is scaled by one factor f < 1, the largest (bisected) for
+ * which the plan fits, and each session's unplaced (1 − f)·rate goes to
+ * out->unassigned: every session keeps a share, instead of whole sessions
+ * losing their GPUs (the old cliff: 100 % bad in the game past capacity).
+ * A session whose batch of 1 misses its SLO or memory is unassigned whole.
  *
  * Differences from the original code (reference/nexus.md §2a):
- *  - Nexus's scheduler is online and incremental: each backend keeps its
- *    instances, and an epoch shrinks, grows, spills and re-allocates only
- *    what changed. Here we re-pack globally from scratch per the paper's
- *    Algorithm 1, so the same rates give the same plan whatever the history
- *    (and routes may move more between epochs than in the original).
- *  - Residual batches follow the paper's b/r + ℓ(b) <= budget, not the
- *    code's (b−1)/r + ℓ(b) <= budget with d = min(budget − ℓ(b), b/r);
- *    memory counts at each session's actual batch. The code's rule uses all
- *    of the SLO (d + ℓ(b) = budget), which under Poisson arrivals leaves no
- *    room for a cycle with more arrivals than the batch: tried here, it
- *    packed the demo's 44 sessions onto one GPU and its throughput at 1 %
- *    bad fell from ~75,000 to 5,600 queries/s. The paper's rule has a known
- *    cost: the feasible load is not monotone in the rate (five Inception
- *    copies at 100 req/s each do not fit one GPU where 120 req/s each do:
- *    experiments/repro/squishy_nonmonotone.yml).
- *  - After a merge shrinks batches, every throughput (route weight) is
- *    recomputed from the final batch and duty (see step 3 in place()).
- *  - A residual alone never gets a cycle its batch cannot keep up with
- *    (ℓ(b) > d); see lone_cfg().
+ *  - Nexus's scheduler is online and incremental; here the plan is re-packed
+ *    globally from scratch per the paper's Algorithm 1, so the same rates
+ *    give the same plan whatever the history.
+ *  - The residual rule: Nexus's code takes the largest b with
+ *    (b−1)/r + ℓ(b) <= budget and d = min(budget − ℓ(b), b/r) and merges at
+ *    the smallest d; here the duty cycle is searched as above.
+ *  - Every throughput (route weight) is batch / duty of the final plan.
  *
- * Load that does not fit (a session whose batch of 1 misses its SLO or
- * memory, or a cluster with too few GPUs) goes to out->unassigned. Saturated
- * GPUs are handed out first, in session order; residual GPUs come after.
- *
- * Cost: O(Σ max_batch) to size configurations, plus the best-fit scan over
- * open residual GPUs, O(sessions on the GPU) per candidate and O(1) in the
- * common cases (see merge_eval()). Per-GPU state is a few words and the
- * sessions on a GPU form an intrusive list, so nothing is allocated per
- * merge; 1000 sessions on 1000 GPUs take a few ms. */
+ * Cost: O(Σ max_batch) for the envelopes and saturated batches; per merge
+ * candidate O(1) to reject by a lower bound on d*, else O(|S|) per step of
+ * d ← E(d) (a handful). Past capacity the packing runs ~20 more times. */
 #include "plan.h"
 #include "policies.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Slack for "<=" on latencies (µs) and on batch rounding (requests): exact
  * fits (the paper's toy example is made of them) must survive rounding. */
@@ -59,57 +84,79 @@
 #define BATCH_EPS 1e-9
 /* Residual load below this (req/s) is noise left by the saturated phase. */
 #define MIN_RATE 1e-6
+/* Bisection steps for the shedding factor: 2^-20 of the rates. */
+#define SHED_STEPS 20
+
+typedef struct sq_env {        /* monotone envelopes of one profile */
+    const nx_profile *prof;
+    double *l, *m;             /* [1..max_batch]: µs (with multiplier), MB */
+} sq_env;
 
 typedef struct sq_sess {
-    const nx_profile *prof;
     int id;          /* session id written into the plan */
-    int maxb;        /* saturated batch B (memory-capped); 0: unplaceable */
+    int maxb;        /* saturated batch B; 0: unplaceable */
+    const double *l, *m;
     double budget;   /* µs */
-    double r;        /* residual rate, req/s */
-    double lmin;     /* min ℓ(b) over 1..maxb: a lower bound on its cost anywhere */
-    /* state on its residual GPU */
-    int batch;
+    double rate;     /* req/s asked for */
+    double t;        /* B / ℓ(B), req/s */
+    bool in;         /* admitted (see place()) */
+    /* for the factor being packed */
+    int nded;        /* dedicated GPUs */
+    double r;        /* residual rate (0: none) */
+    double u;        /* latency bound U of the residual alone, µs */
+    double fill;     /* d* / U alone: its size */
+    int batch;       /* on its residual GPU, once the duty is chosen */
     int next;        /* next session on the same residual GPU, -1 ends */
 } sq_sess;
 
-typedef struct sq_cfg {
-    int s;           /* index into the session array */
-    int id;          /* its session id (tie-break) */
-    int b;           /* batch when alone */
-    double d;        /* duty cycle when alone, µs */
-    double occ;      /* ℓ(b)/d */
-} sq_cfg;
-
 typedef struct sq_gpu {
-    double duty, exec, mem;
-    double lmin;     /* Σ lmin of its sessions: a merge needs lmin + lmin_new <= d */
     int head, tail;  /* intrusive list of sessions, in arrival order */
-    bool canon;      /* every batch on it is batch_at(duty): see merge_eval() */
+    double u;        /* min U of its sessions */
+    double dstar;    /* least d with E(d) <= d */
+    double e;        /* E(dstar) */
+    double duty, exec, mem;
 } sq_gpu;
 
 typedef struct sq {
     const nx_place_ctx *ctx;
     sq_sess *sess;
-    sq_cfg *cfg;
-    int ncfg;
+    int *order;      /* residual sessions, biggest first */
+    int nres;
     sq_gpu *gpu;     /* residual GPUs, in opening order */
-    int ngpu;
+    int ngpu, capgpu;
+    sq_env *env;
+    int nenv;
 } sq;
 
-/* nx_plan_lat(), inlined: this is the inner loop of the best-fit scan. */
-static inline double lat(const sq *q, const sq_sess *s, int b)
+/* ---- envelopes ------------------------------------------------------------ */
+
+/* The envelope of profile p, built on first use (linear probing on the
+ * pointer into a table of 2·nsess slots). */
+static const sq_env *env_of(sq *q, const nx_profile *p)
 {
-    NX_ASSERT(b >= 1 && b <= s->prof->max_batch);
-    return q->ctx->multiplier * (s->prof->mean_us[b] + s->prof->std_us[b]);
+    size_t cap = 2 * (size_t)q->ctx->nsess + 1;
+    size_t h = ((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ULL % cap;
+    while (q->env[h].prof && q->env[h].prof != p)
+        h = (h + 1) % cap;
+    sq_env *e = &q->env[h];
+    if (!e->prof) {
+        int n = p->max_batch;
+        e->prof = p;
+        e->l = nx_malloc(sizeof(double) * (size_t)(n + 1));
+        e->m = nx_malloc(sizeof(double) * (size_t)(n + 1));
+        e->l[0] = e->m[0] = 0;
+        for (int b = 1; b <= n; b++) {
+            e->l[b] = NX_MAX(e->l[b - 1], nx_plan_lat(q->ctx, p, b));
+            e->m[b] = NX_MAX(e->m[b - 1], nx_profile_mem(p, b));
+        }
+    }
+    return e;
 }
 
-static double mem(const sq_sess *s, int b)
-{
-    return nx_profile_mem(s->prof, b);
-}
+/* ---- one session at a duty cycle -------------------------------------------- */
 
-/* Batch a session needs at duty cycle d: ⌈d·r⌉, at least 1. Returns maxb+1
- * (infeasible) rather than overflow for absurd products. */
+/* Batch a session needs at duty cycle d: ⌈d·r⌉, at least 1; maxb + 1
+ * (infeasible) rather than overflow for absurd products. Monotone in d and r. */
 static int batch_at(const sq_sess *s, double d_us)
 {
     double x = d_us * s->r * 1e-6 - BATCH_EPS;
@@ -121,138 +168,227 @@ static int batch_at(const sq_sess *s, double d_us)
     return b < x ? b + 1 : b;
 }
 
-/* Session s on a GPU with duty d, on its own terms: its batch ⌈d·r⌉ must
- * exist and d + ℓ(b) must meet its budget. Gives ℓ(b) and memory. */
-static bool sess_at(const sq *q, const sq_sess *s, double d, double *l, double *m)
+/* U: the largest d with batch_at(d) <= B and d + ℓ(batch_at(d)) <= budget.
+ * Batch k covers d in ((k−1)/r, k/r]; the condition holds on a prefix of the
+ * k (both terms grow), so the last k whose piece is not empty is found by
+ * bisection, and U is the right end of its feasible part. 0: none. */
+static double u_bound(const sq_sess *s)
 {
-    int b = batch_at(s, d);
-    if (b > s->maxb)
-        return false;
-    *l = lat(q, s, b);
-    *m = mem(s, b);
-    return d + *l <= s->budget + LAT_EPS_US;
-}
-
-/* Add session s at duty d to a running (exec, mem) total; false if s cannot
- * run on a GPU with duty d, or the totals overflow the GPU. */
-static bool fit_one(const sq *q, const sq_sess *s, double d, double *exec, double *m)
-{
-    double l, mm;
-    if (!sess_at(q, s, d, &l, &mm))
-        return false;
-    *exec += l;
-    *m += mm;
-    return *exec <= d + LAT_EPS_US && *m <= q->ctx->gpu_mem_mb;
-}
-
-/* Would GPU g accept session s (alone: duty d_new)? On success *exec is the
- * merged Σℓ and *duty the merged cycle.
- *
- * O(sessions on g) in general, O(1) when the duty does not shrink and the
- * GPU's batches are already ⌈duty·r_i⌉ (canon): then the members' batches,
- * Σℓ and memory stay what they are and only the newcomer needs checking.
- * Both paths add up Σℓ in the same order (members, then the newcomer), so
- * they give bit-identical answers. Cheap rejects come first: the Σ lmin
- * bound, then the newcomer on its own. */
-static bool merge_eval(const sq *q, const sq_gpu *g, int s, double d_new,
-                       double *duty, double *exec)
-{
-    double d = NX_MIN(g->duty, d_new), e = 0, m = 0, ln, mn;
-    if (g->lmin + q->sess[s].lmin > d + LAT_EPS_US)
-        return false;
-    if (!sess_at(q, &q->sess[s], d, &ln, &mn))
-        return false;
-    if (g->canon && d == g->duty) {
-        e = g->exec;
-        m = g->mem;
-    } else {
-        for (int i = g->head; i >= 0; i = q->sess[i].next)
-            if (!fit_one(q, &q->sess[i], d, &e, &m))
-                return false;
+    if (s->l[1] >= s->budget + LAT_EPS_US)
+        return 0;
+    int lo = 1, hi = s->maxb;    /* piece lo is not empty */
+    while (lo < hi) {
+        int k = (lo + hi + 1) / 2;
+        if ((k - 1) * 1e6 / s->r + s->l[k] < s->budget + LAT_EPS_US)
+            lo = k;
+        else
+            hi = k - 1;
     }
-    e += ln;
-    m += mn;
-    if (e > d + LAT_EPS_US || m > q->ctx->gpu_mem_mb)
+    return NX_MIN(lo * 1e6 / s->r, s->budget - s->l[lo]);
+}
+
+/* ---- one GPU ---------------------------------------------------------------- */
+
+/* Least d >= d0 with E(d) <= d over the sessions of g (g may be NULL) plus
+ * session `add` (-1: none), given d0 <= that least d. Fails (returns false)
+ * once d exceeds u or memory at d does not fit. *e gets E(d). */
+static bool least_duty(const sq *q, const sq_gpu *g, int add, double d0, double u,
+                       double *d, double *e)
+{
+    double x = d0;
+    for (;;) {
+        if (x > u + LAT_EPS_US)
+            return false;
+        double sum = 0, mem = 0;
+        if (g)
+            for (int i = g->head; i >= 0; i = q->sess[i].next) {
+                const sq_sess *s = &q->sess[i];
+                int b = batch_at(s, x);
+                if (b > s->maxb)
+                    return false;
+                sum += s->l[b];
+                mem += s->m[b];
+            }
+        if (add >= 0) {
+            const sq_sess *s = &q->sess[add];
+            int b = batch_at(s, x);
+            if (b > s->maxb)
+                return false;
+            sum += s->l[b];
+            mem += s->m[b];
+        }
+        if (sum <= x + LAT_EPS_US) {
+            if (mem > q->ctx->gpu_mem_mb)
+                return false;
+            *d = x;
+            *e = sum;
+            return true;
+        }
+        x = sum;   /* E(x) > x: the least fixed point is at least E(x) */
+    }
+}
+
+/* Would g accept session s? On success, the merged d* and d* / U. O(1) reject:
+ * adding s can only raise d*, so d*' >= E_g(d*_g) + ℓ_s(b_s(d*_g)). */
+static bool merge_eval(const sq *q, const sq_gpu *g, int s, double *dstar, double *e,
+                       double *fill)
+{
+    const sq_sess *x = &q->sess[s];
+    double u = NX_MIN(g->u, x->u);
+    int b = batch_at(x, g->dstar);
+    if (b > x->maxb)
         return false;
-    *duty = d;
-    *exec = e;
+    double lb = g->e + x->l[b];
+    if (lb > u + LAT_EPS_US)
+        return false;
+    if (!least_duty(q, g, s, NX_MAX(lb, g->dstar), u, dstar, e))
+        return false;
+    *fill = *dstar / u;
     return true;
 }
 
-/* Commit the merge merge_eval() accepted: rewrite every batch for duty d. */
-static void merge_commit(sq *q, sq_gpu *g, int s, double d)
+/* The duty cycle of g: over its feasible d in [d*, U], the one maximising
+ * min(d − E(d), min_i(budget_i − ℓ(b_i)) − d). Between two batch steps E and
+ * the latency slack are constant, so each piece's best d is where the two
+ * slacks meet, clamped into the piece. Sets duty, exec, mem and batches. */
+static void choose_duty(sq *q, sq_gpu *g)
 {
-    q->sess[s].next = -1;
-    q->sess[g->tail].next = s;
-    g->tail = s;
-    g->duty = d;
-    g->canon = true;
-    g->lmin += q->sess[s].lmin;
+    double lo = g->dstar, best_d = g->dstar, best = -INFINITY;
+    for (int i = g->head; i >= 0; i = q->sess[i].next)
+        q->sess[i].batch = batch_at(&q->sess[i], lo);
+    for (;;) {
+        double e = 0, mem = 0, lat = INFINITY, hi = g->u;
+        bool ok = true;
+        for (int i = g->head; i >= 0; i = q->sess[i].next) {
+            const sq_sess *s = &q->sess[i];
+            if (s->batch > s->maxb) {
+                ok = false;
+                break;
+            }
+            e += s->l[s->batch];
+            mem += s->m[s->batch];
+            lat = NX_MIN(lat, s->budget - s->l[s->batch]);
+            hi = NX_MIN(hi, s->batch * 1e6 / s->r);   /* this batch lasts to here */
+        }
+        if (!ok || mem > q->ctx->gpu_mem_mb)
+            break;
+        double d = NX_MIN(NX_MAX((e + lat) / 2, lo), hi);
+        double v = NX_MIN(d - e, lat - d);
+        if (v > best + 1e-9) {
+            best = v;
+            best_d = d;
+        }
+        if (hi >= g->u || lat < hi)   /* past U, or latency fails from here on */
+            break;
+        for (int i = g->head; i >= 0; i = q->sess[i].next) {   /* next piece */
+            sq_sess *s = &q->sess[i];
+            if (s->batch * 1e6 / s->r <= hi * (1 + 1e-12))
+                s->batch++;
+        }
+        lo = hi;
+    }
+    NX_ASSERT(best >= -LAT_EPS_US);   /* d* itself is feasible */
+    g->duty = best_d;
     g->exec = g->mem = 0;
     for (int i = g->head; i >= 0; i = q->sess[i].next) {
-        sq_sess *x = &q->sess[i];
-        x->batch = batch_at(x, d);
-        g->exec += lat(q, x, x->batch);
-        g->mem += mem(x, x->batch);
+        sq_sess *s = &q->sess[i];
+        s->batch = batch_at(s, best_d);
+        g->exec += s->l[s->batch];
+        g->mem += s->m[s->batch];
     }
 }
 
-/* The configuration of a residual alone on a GPU (the paper's rule: the
- * largest b <= B with b/r + ℓ(b) <= budget, d = b/r).
- *
- * Two cases need a different duty, d = budget − ℓ(b) with the smallest b
- * above the paper's that satisfies 2·ℓ(b) <= budget (B always does):
- *  - no b qualifies (a low rate: even b=1 waits too long to fill) — this
- *    gives the brief's b = 1, d = budget − ℓ(1);
- *  - the residual is close to T and the qualifying b runs slower than r
- *    arrives (ℓ(b) > b/r, possible when ℓ has a fixed cost β): d = b/r would
- *    make exec exceed the duty cycle, which the paper's rule does not check.
- * In both, d < b/r, so the throughput b/d still covers r. */
-static sq_cfg lone_cfg(const sq *q, int si)
+/* ---- packing ---------------------------------------------------------------- */
+
+static int cmp_fill(const void *pa, const void *pb, void *arg)
 {
-    const sq_sess *s = &q->sess[si];
-    double gm = q->ctx->gpu_mem_mb;
-    /* b/r <= budget bounds the scan for low rates. */
-    double cap = s->budget * s->r * 1e-6 + 1;
-    int top = cap < s->maxb ? (int)cap : s->maxb;
-    int b1 = 0;
-    for (int b = top; b >= 1; b--) {
-        if (mem(s, b) <= gm && b * 1e6 / s->r + lat(q, s, b) <= s->budget + LAT_EPS_US) {
-            b1 = b;
-            break;
+    const sq_sess *ss = arg;
+    const sq_sess *a = &ss[*(const int *)pa], *b = &ss[*(const int *)pb];
+    if (a->fill != b->fill)
+        return a->fill > b->fill ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int cmp_rate(const void *pa, const void *pb, void *arg)
+{
+    const sq_sess *ss = arg;
+    const sq_sess *a = &ss[*(const int *)pa], *b = &ss[*(const int *)pb];
+    if (a->rate != b->rate)
+        return a->rate > b->rate ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Pack every admitted session at f × its rate, with no limit on GPUs. Returns the GPUs
+ * it takes (dedicated + residual). */
+static int pack(sq *q, double f)
+{
+    int need = 0;
+    q->nres = 0;
+    q->ngpu = 0;
+    for (int i = 0; i < q->ctx->nsess; i++) {
+        sq_sess *s = &q->sess[i];
+        s->nded = 0;
+        s->r = 0;
+        s->next = -1;
+        if (!s->in)
+            continue;
+        double r = f * s->rate;
+        s->nded = (int)floor(r / s->t + 1e-9);
+        need += s->nded;
+        s->r = r - s->nded * s->t;
+        if (s->r < MIN_RATE) {
+            s->r = 0;
+            continue;
         }
+        s->u = u_bound(s);
+        double d, e;
+        /* ρ < T always fits alone (see the top), so this cannot fail but by
+         * rounding; then the residual is folded into one more dedicated GPU */
+        if (s->u <= 0 || !least_duty(q, NULL, i, s->l[1], s->u, &d, &e)) {
+            s->nded++;
+            need++;
+            s->r = 0;
+            continue;
+        }
+        s->fill = d / s->u;
+        q->order[q->nres++] = i;
     }
-    sq_cfg c = {.s = si, .id = s->id};
-    if (b1 > 0 && lat(q, s, b1) <= b1 * 1e6 / s->r + LAT_EPS_US) {
-        c.b = b1;
-        c.d = b1 * 1e6 / s->r;
-    } else {
-        int b = b1 + 1;
-        while (b < s->maxb && !(2.0 * lat(q, s, b) <= s->budget + LAT_EPS_US &&
-                                mem(s, b) <= gm))
-            b++;
-        if (b > s->maxb)    /* b1 == B failed only by rounding: r ≈ T */
-            b = s->maxb;
-        c.b = b;
-        c.d = NX_MIN(s->budget - lat(q, s, b), b * 1e6 / s->r);
-        /* d < b/r here, so ⌈d·r⌉ may be a smaller batch that still serves r:
-         * take it when it fits (it does unless ℓ is not monotone). */
-        double e = 0, m = 0;
-        if (fit_one(q, s, c.d, &e, &m))
-            c.b = batch_at(s, c.d);
+    qsort_r(q->order, (size_t)q->nres, sizeof *q->order, cmp_fill, q->sess);
+    for (int k = 0; k < q->nres; k++) {
+        int si = q->order[k];
+        sq_sess *s = &q->sess[si];
+        int best = -1;
+        double best_fill = -1, best_d = 0, best_e = 0;
+        for (int g = 0; g < q->ngpu; g++) {
+            double d, e, fill;
+            if (merge_eval(q, &q->gpu[g], si, &d, &e, &fill) && fill > best_fill) {
+                best = g;
+                best_fill = fill;
+                best_d = d;
+                best_e = e;
+            }
+        }
+        sq_gpu *g;
+        if (best >= 0) {
+            g = &q->gpu[best];
+            q->sess[g->tail].next = si;
+            g->tail = si;
+            g->u = NX_MIN(g->u, s->u);
+        } else {
+            if (q->ngpu == q->capgpu) {
+                q->capgpu = q->capgpu ? 2 * q->capgpu : 16;
+                q->gpu = nx_realloc(q->gpu, sizeof *q->gpu * (size_t)q->capgpu);
+            }
+            g = &q->gpu[q->ngpu++];
+            g->head = g->tail = si;
+            g->u = s->u;
+            NX_ASSERT(least_duty(q, NULL, si, s->l[1], s->u, &best_d, &best_e));
+        }
+        s->next = -1;
+        g->dstar = best_d;
+        g->e = best_e;
     }
-    c.occ = lat(q, s, c.b) / c.d;
-    return c;
-}
-
-static int cmp_cfg(const void *pa, const void *pb)
-{
-    const sq_cfg *a = pa, *b = pb;
-    if (a->occ != b->occ)
-        return a->occ > b->occ ? -1 : 1;
-    if (a->id != b->id)
-        return (a->id > b->id) - (a->id < b->id);
-    return (a->s > b->s) - (a->s < b->s);
+    return need + q->ngpu;
 }
 
 static int place(const nx_place_ctx *ctx, nx_plan *out)
@@ -264,90 +400,101 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
     int ns = ctx->nsess;
     sq q = {
         .ctx = ctx,
-        .sess = nx_calloc((size_t)ns, sizeof(sq_sess)),
-        .cfg = nx_calloc((size_t)ns, sizeof(sq_cfg)),
-        .gpu = nx_calloc((size_t)(ctx->ngpus > 0 ? ctx->ngpus : 1), sizeof(sq_gpu)),
+        .sess = nx_calloc((size_t)ns + 1, sizeof(sq_sess)),
+        .order = nx_calloc((size_t)ns + 1, sizeof(int)),
+        .env = nx_calloc(2 * (size_t)ns + 1, sizeof(sq_env)),
     };
 
-    /* 1. Saturated phase: dedicated GPUs 0..nded-1, in session order. */
-    int nded = 0;
+    /* Saturated batches; unplaceable sessions are unassigned whole. */
     for (int i = 0; i < ns; i++) {
         const nx_sess_spec *sp = &ctx->sess[i];
         sq_sess *s = &q.sess[i];
-        s->prof = sp->prof;
         s->id = sp->id;
+        s->rate = sp->rate;
         s->budget = nx_plan_budget(ctx, sp);
-        s->next = -1;
         if (sp->rate <= 0)
             continue;
-        s->maxb = nx_plan_sat_batch_mem(ctx, sp);
+        const sq_env *e = env_of(&q, sp->prof);
+        s->l = e->l;
+        s->m = e->m;
+        for (int b = sp->prof->max_batch; b >= 1 && !s->maxb; b--)
+            if (2.0 * s->l[b] <= s->budget + LAT_EPS_US && s->m[b] <= ctx->gpu_mem_mb)
+                s->maxb = b;
         if (s->maxb == 0) {
             out->unassigned[s->id] += sp->rate;
             continue;
         }
-        double lb = lat(&q, s, s->maxb);
-        double t = s->maxb * 1e6 / lb;
-        double n = floor(sp->rate / t + 1e-9);
-        double give = NX_MIN(n, (double)(ctx->ngpus - nded));
-        for (int k = 0; k < (int)give; k++) {
-            nx_plan_add(out, nded, s->id, s->maxb, t, t);
-            nx_gpu_plan *gp = &out->gpu[nded++];
-            gp->duty_us = gp->exec_us = lb;
-            gp->mem_mb = mem(s, s->maxb);
-        }
-        out->unassigned[s->id] += (n - give) * t;
-        s->r = sp->rate - n * t;
-        if (s->r >= MIN_RATE) {
-            s->lmin = lb;
-            for (int b = 1; b < s->maxb; b++)
-                s->lmin = NX_MIN(s->lmin, lat(&q, s, b));
-            q.cfg[q.ncfg++] = lone_cfg(&q, i);
-        } else
-            s->r = 0;
+        s->t = s->maxb * 1e6 / s->l[s->maxb];
     }
 
-    /* 2. Residual phase: best fit by occupancy onto GPUs nded.. */
-    qsort(q.cfg, (size_t)q.ncfg, sizeof *q.cfg, cmp_cfg);
-    for (int k = 0; k < q.ncfg; k++) {
-        const sq_cfg *c = &q.cfg[k];
-        int best = -1;
-        double best_occ = -1, best_d = 0;
-        for (int g = 0; g < q.ngpu; g++) {
-            double d, e;
-            if (merge_eval(&q, &q.gpu[g], c->s, c->d, &d, &e) && e / d > best_occ) {
-                best = g;
-                best_occ = e / d;
-                best_d = d;
+    /* Past capacity: the largest factor f (bisected) whose plan fits. If
+     * even the tiniest rates do not fit (more sessions than the GPUs can hold
+     * at batch 1), only the sessions with the highest rates that do fit are
+     * admitted, and the others are unassigned whole. */
+    int nin = 0;
+    for (int i = 0; i < ns; i++) {
+        q.sess[i].in = q.sess[i].maxb > 0 && q.sess[i].rate > 0;
+        if (q.sess[i].in)
+            q.order[nin++] = i;
+    }
+    if (pack(&q, 1) > ctx->ngpus) {
+        const double fmin = 1.0 / (1 << SHED_STEPS);
+        if (pack(&q, fmin) > ctx->ngpus) {
+            int *by_rate = nx_malloc(sizeof(int) * (size_t)(nin + 1));
+            memcpy(by_rate, q.order, sizeof(int) * (size_t)nin);
+            qsort_r(by_rate, (size_t)nin, sizeof(int), cmp_rate, q.sess);
+            int lo = 0, hi = nin;   /* the first lo fit, the first hi do not */
+            while (hi - lo > 1) {
+                int mid = (lo + hi) / 2;
+                for (int k = 0; k < nin; k++)
+                    q.sess[by_rate[k]].in = k < mid;
+                if (pack(&q, fmin) <= ctx->ngpus)
+                    lo = mid;
+                else
+                    hi = mid;
             }
-        }
-        sq_sess *s = &q.sess[c->s];
-        if (best >= 0) {
-            merge_commit(&q, &q.gpu[best], c->s, best_d);
-        } else if (nded + q.ngpu < ctx->ngpus) {
-            sq_gpu *g = &q.gpu[q.ngpu++];
-            s->batch = c->b;
-            s->next = -1;
-            g->head = g->tail = c->s;
-            g->duty = c->d;
-            g->canon = c->b == batch_at(s, c->d);
-            g->lmin = s->lmin;
-            g->exec = lat(&q, s, c->b);
-            g->mem = mem(s, c->b);
-        } else {
-            out->unassigned[s->id] += s->r;
+            for (int k = 0; k < nin; k++) {
+                sq_sess *s = &q.sess[by_rate[k]];
+                s->in = k < lo;
+                if (!s->in)
+                    out->unassigned[s->id] += s->rate;
+            }
+            free(by_rate);
         }
     }
+    if (pack(&q, 1) > ctx->ngpus) {
+        double lo = 0, hi = 1;
+        for (int k = 0; k < SHED_STEPS; k++) {
+            double mid = (lo + hi) / 2;
+            if (pack(&q, mid) <= ctx->ngpus)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        NX_ASSERT(pack(&q, lo) <= ctx->ngpus);
+        for (int i = 0; i < ns; i++)
+            if (q.sess[i].in)
+                out->unassigned[q.sess[i].id] += (1 - lo) * q.sess[i].rate;
+    }
 
-    /* 3. Write residual GPUs. Every session's throughput comes from its FINAL
-     * batch and its GPU's FINAL duty cycle: the original code left the
-     * throughputs (route weights) of instances whose batch a later merge had
-     * shrunk stale (reference/nexus.md §5); here they are recomputed. */
+    /* Write: dedicated GPUs first, in session order, then residual GPUs. */
+    int g0 = 0;
+    for (int i = 0; i < ns; i++) {
+        const sq_sess *s = &q.sess[i];
+        for (int k = 0; k < s->nded; k++) {
+            nx_plan_add(out, g0, s->id, s->maxb, s->t, s->t);
+            nx_gpu_plan *gp = &out->gpu[g0++];
+            gp->duty_us = gp->exec_us = s->l[s->maxb];
+            gp->mem_mb = s->m[s->maxb];
+        }
+    }
     for (int g = 0; g < q.ngpu; g++) {
-        const sq_gpu *rg = &q.gpu[g];
-        nx_gpu_plan *gp = &out->gpu[nded + g];
+        sq_gpu *rg = &q.gpu[g];
+        choose_duty(&q, rg);
+        nx_gpu_plan *gp = &out->gpu[g0 + g];
         for (int i = rg->head; i >= 0; i = q.sess[i].next) {
             const sq_sess *s = &q.sess[i];
-            nx_plan_add(out, nded + g, s->id, s->batch, s->r, s->batch * 1e6 / rg->duty);
+            nx_plan_add(out, g0 + g, s->id, s->batch, s->r, s->batch * 1e6 / rg->duty);
         }
         gp->duty_us = rg->duty;
         gp->exec_us = rg->exec;
@@ -355,14 +502,20 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
     }
     nx_plan_count_used(out);
 
+    for (int h = 0; h < 2 * ns + 1; h++) {
+        free(q.env[h].l);
+        free(q.env[h].m);
+    }
+    free(q.env);
     free(q.sess);
-    free(q.cfg);
+    free(q.order);
     free(q.gpu);
     return 0;
 }
 
 const nx_placement_ops nx_place_squishy_ops = {
     "squishy",
-    "Nexus squishy bin packing: saturated GPUs, then residuals merged best-fit by occupancy",
+    "Nexus squishy bin packing: saturated GPUs, then residuals merged best-fit onto "
+    "GPUs where some duty cycle fits them all; past capacity every session is cut in proportion",
     place,
 };

@@ -179,13 +179,19 @@ static void test_plan_helpers(void)
 }
 
 /* Squishy on the toy: rates A = 160+64, B = C = 128+32.
- * Saturated: one dedicated GPU each (batch 16). Residuals alone:
- *   A r=64: b=8,  d=125 ms,    occ 75/125     = 0.60
- *   C r=32: b=5,  d=156.25 ms, occ 68.75/156.25 = 0.44
- *   B r=32: b=5,  d=156.25 ms, occ 60/156.25    = 0.384
- * A opens a GPU; C cannot join it (d=125: A b=8 75 ms + C b=4 60 ms > 125)
- * and opens another; B fits both, A's at occupancy (75+50)/125 = 1 beats
- * C's (68.75+60)/156.25 = 0.82. Total 3 + 2 = 5 GPUs. */
+ * Saturated: one dedicated GPU each (batch 16). Residuals (A 64, B 32, C 32
+ * req/s): each alone has a latency bound U (the largest d with d + ℓ(⌈d·r⌉)
+ * <= SLO) and a least duty d* (the least d with ℓ(⌈d·r⌉) <= d):
+ *   A: U = min(8/64 s, 200 − ℓ(8)) = 125 ms,  d* = ℓ(4) = 50 ms,  d* / U = 0.40
+ *   C: U = min(6/32 s, 250 − 77.5) = 172.5 ms, d* = 60 ms,        d* / U = 0.35
+ *   B: U = min(6/32 s, 250 − 70) = 180 ms,     d* = 50 ms,        d* / U = 0.28
+ * A opens a GPU. C cannot join it: d ← E(d) from 50 + 60 = 110 ms gives
+ * A b=8 (75) + C b=4 (60) = 135 > U = 125. C opens another. B fits both:
+ * with A, d* = 125 = U (A b=8 75 ms + B b=4 50 ms), d* / U = 1; with C,
+ * d* = 110 of 172.5. The tighter fit wins: A+B. Total 3 + 2 = 5 GPUs.
+ * Duty cycles: A+B has one feasible d, 125 ms. C alone picks the d with the
+ * most slack both ways, max min(d − ℓ(b), U' − d): 125 ms at batch 4
+ * (65 ms of GPU slack and 65 ms of latency slack), 32 req/s exactly. */
 static void check_toy_residuals(const nx_plan *p, int first_residual)
 {
     int ga = -1, gc = -1;
@@ -210,9 +216,9 @@ static void check_toy_residuals(const nx_plan *p, int first_residual)
     CU_ASSERT_DOUBLE_EQUAL(a->a[ib].rate, 32, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(a->a[ib].throughput, 32, 1e-9);   /* 4 / 0.125 s */
     CU_ASSERT_EQUAL_FATAL(c->n, 1);
-    CU_ASSERT_EQUAL(c->a[0].batch, 5);
-    CU_ASSERT_DOUBLE_EQUAL(c->duty_us, 156250, 1e-6);
-    CU_ASSERT_DOUBLE_EQUAL(c->exec_us, 68750, 1e-6);
+    CU_ASSERT_EQUAL(c->a[0].batch, 4);
+    CU_ASSERT_DOUBLE_EQUAL(c->duty_us, 125000, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(c->exec_us, 60000, 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(c->a[0].throughput, 32, 1e-9);
 }
 
@@ -464,13 +470,32 @@ static bool plans_equal(const nx_plan *a, const nx_plan *b)
     return memcmp(a->unassigned, b->unassigned, sizeof(double) * (size_t)a->nsess) == 0;
 }
 
+/* The latency and memory squishy plans with: the largest of any batch up to b
+ * (a backend may run any smaller batch than the planned one). */
+static double env_lat(const nx_place_ctx *c, const nx_profile *p, int b)
+{
+    double l = 0;
+    for (int x = 1; x <= b; x++)
+        l = fmax(l, nx_plan_lat(c, p, x));
+    return l;
+}
+
+static double env_mem(const nx_profile *p, int b)
+{
+    double m = 0;
+    for (int x = 1; x <= b; x++)
+        m = fmax(m, nx_profile_mem(p, x));
+    return m;
+}
+
 /* Check a plan against the latency model; returns the number of violations
  * (and reports the first). Both policies promise, per GPU: Σℓ(b) = exec <=
  * duty, memory fits; per allocation: duty + ℓ(b) <= budget (the worst case of
  * a request that just misses its batch), and the round robin really delivers
  * the planned rate (batch / duty >= rate); per session: throughput plus
- * unassigned covers the rate. */
-static int check_plan(const inst *in, const nx_plan *p, const char *who)
+ * unassigned covers the rate. With `envelope` (squishy), ℓ and memory are
+ * the monotone envelopes above. */
+static int check_plan(const inst *in, const nx_plan *p, const char *who, bool envelope)
 {
     const nx_place_ctx *c = &in->c;
     int bad = 0, used = 0;
@@ -489,9 +514,10 @@ static int check_plan(const inst *in, const nx_plan *p, const char *who)
                            a->session, a->batch);
                 continue;
             }
-            double l = nx_plan_lat(c, s->prof, a->batch);
+            double l = envelope ? env_lat(c, s->prof, a->batch)
+                                : nx_plan_lat(c, s->prof, a->batch);
             exec += l;
-            mem += nx_profile_mem(s->prof, a->batch);
+            mem += envelope ? env_mem(s->prof, a->batch) : nx_profile_mem(s->prof, a->batch);
             if (gp->overcommitted) /* the baseline's fallback: no latency promise */
                 continue;
             if (gp->duty_us + l > nx_plan_budget(c, s) + 1e-6 && !bad++)
@@ -538,8 +564,8 @@ static void test_random_invariants(void)
         run(&nx_place_squishy_ops, &in.c, &a);
         run(&nx_place_squishy_ops, &in.c, &b);
         run(&nx_place_oblivious_ops, &in.c, &o);
-        bad += check_plan(&in, &a, "squishy");
-        bad += check_plan(&in, &o, "batch_oblivious");
+        bad += check_plan(&in, &a, "squishy", true);
+        bad += check_plan(&in, &o, "batch_oblivious", false);
         CU_ASSERT(plans_equal(&a, &b));
         /* Placing again into a used plan gives the same plan. */
         CU_ASSERT_EQUAL(nx_place_squishy_ops.place(&in.c, &b), 0);
@@ -569,35 +595,80 @@ static void test_random_invariants(void)
 
 /* ---- cluster limit ------------------------------------------------------------- */
 
+/* Past capacity squishy cuts every session by one factor f: each placeable
+ * session's unassigned load is (1 − f)·rate, and f is the largest the
+ * bisection finds: the policy itself fits f·r, and f + 2^-20 does not fit. */
+static double check_shed(const nx_place_ctx *c, const nx_plan *p)
+{
+    double f = -1;
+    for (int i = 0; i < c->nsess; i++) {
+        double fi = 1 - p->unassigned[i] / c->sess[i].rate;
+        if (fi == 0)
+            continue;   /* left out whole: checked by the caller */
+        if (f < 0)
+            f = fi;
+        CU_ASSERT_DOUBLE_EQUAL(fi, f, 1e-12);
+    }
+    CU_ASSERT(p->used <= c->ngpus);
+    nx_sess_spec s[8];
+    NX_ASSERT(c->nsess <= 8);
+    nx_place_ctx big = *c;
+    big.sess = s;
+    big.ngpus = 64;
+    for (int k = 0; k < 2; k++) {
+        double g = k == 0 ? f * (1 - 1e-12) : (f + 1.0 / (1 << 20)) * (1 + 1e-12);
+        int n = 0;
+        for (int i = 0; i < c->nsess; i++) {
+            if (p->unassigned[i] >= c->sess[i].rate)
+                continue;
+            s[n] = c->sess[i];
+            s[n].id = n;
+            s[n++].rate *= g;
+        }
+        big.nsess = n;
+        nx_plan q;
+        run(&nx_place_squishy_ops, &big, &q);
+        CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&q), 0, 0);
+        CU_ASSERT(k == 0 ? q.used <= c->ngpus : q.used > c->ngpus);
+        nx_plan_free(&q);
+    }
+    return f;
+}
+
 static void test_cluster_limit(void)
 {
     toy t;
     toy_init(&t, 160 + 64, 128 + 32, 128 + 32);
-    /* 3 GPUs: the dedicated ones; every residual (64 + 32 + 32) is left. */
-    nx_place_ctx c = mk_ctx(t.s, 3, 3);
+    /* The toy needs 5 GPUs. On 4, 3 or 2 every session loses the same share;
+     * before, whole residuals (or C's dedicated GPU) went unplaced. */
+    nx_place_ctx c = mk_ctx(t.s, 3, 4);
     nx_plan p;
+    double fprev = 1;
+    for (int n = 4; n >= 2; n--) {
+        c.ngpus = n;
+        run(&nx_place_squishy_ops, &c, &p);
+        double f = check_shed(&c, &p);
+        printf("\n    toy on %d GPUs: every session keeps %.4f of its rate ", n, f);
+        CU_ASSERT(f > 0 && f < fprev);
+        fprev = f;
+        nx_plan_free(&p);
+    }
+    /* On one GPU the three cannot share at any rate: at batch 1, A + B + C
+     * need 50 + 50 + 60 = 160 ms of a cycle, more than A's 200 − 50. The
+     * sessions with the highest rates that fit are kept, A (224) and B (160;
+     * C has the same rate and a higher id), at a common share; C gets none. */
+    c.ngpus = 1;
     run(&nx_place_squishy_ops, &c, &p);
-    CU_ASSERT_EQUAL(p.used, 3);
-    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 128, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[0], 64, 1e-9);
-    nx_plan_free(&p);
-    /* 2 GPUs: C's dedicated GPU (128 req/s) is missing too. */
-    c.ngpus = 2;
-    run(&nx_place_squishy_ops, &c, &p);
-    CU_ASSERT_EQUAL(p.used, 2);
     CU_ASSERT_DOUBLE_EQUAL(p.unassigned[2], 160, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 256, 1e-9);
-    nx_plan_free(&p);
-    /* 4 GPUs: one residual GPU, taken by A (highest occupancy) and B. */
-    c.ngpus = 4;
-    run(&nx_place_squishy_ops, &c, &p);
-    CU_ASSERT_EQUAL(p.used, 4);
-    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[2], 32, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 32, 1e-9);
+    CU_ASSERT(p.unassigned[0] < 224 && p.unassigned[1] < 160);
+    printf("\n    toy on 1 GPU: A and B keep %.4f of their rates, C none ", check_shed(&c, &p));
+    CU_ASSERT_EQUAL(p.used, 1);
+    CU_ASSERT_EQUAL(p.gpu[0].n, 2);
     nx_plan_free(&p);
     /* Oblivious with 4: A's fraction gets the fourth GPU; B's and C's find no
      * SLO-safe GPU, so they time-share it anyway (over-committed), as the
      * paper's baseline kept every session on a too-small cluster. */
+    c.ngpus = 4;
     run(&nx_place_oblivious_ops, &c, &p);
     CU_ASSERT_EQUAL(p.used, 4);
     CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 0, 1e-9);
@@ -611,11 +682,34 @@ static void test_cluster_limit(void)
     CU_ASSERT_EQUAL(p.used, 0);
     CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 544, 1e-9);
     nx_plan_free(&p);
-    /* A session whose batch of 1 misses its SLO is unassigned, not an error. */
+    /* Two copies of A at 2T = 320 req/s each on 2 GPUs: f = 1/2 exactly
+     * (each 160 = T: one dedicated GPU each; any more leaves two residuals
+     * that need a third GPU). Before, the first took both GPUs and the
+     * second got nothing. */
+    nx_sess_spec two[2] = {
+        {.id = 0, .prof = &t.a, .slo_us = 200000, .rate = 320},
+        {.id = 1, .prof = &t.a, .slo_us = 200000, .rate = 320},
+    };
+    nx_place_ctx c2 = mk_ctx(two, 2, 2);
+    run(&nx_place_squishy_ops, &c2, &p);
+    CU_ASSERT_DOUBLE_EQUAL(check_shed(&c2, &p), 0.5, 0);
+    CU_ASSERT_EQUAL(p.used, 2);
+    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[0], 160, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[1], 160, 1e-9);
+    for (int g = 0; g < 2; g++) {
+        CU_ASSERT_EQUAL_FATAL(p.gpu[g].n, 1);
+        CU_ASSERT_EQUAL(p.gpu[g].a[0].session, g);
+        CU_ASSERT_EQUAL(p.gpu[g].a[0].batch, 16);
+        CU_ASSERT_DOUBLE_EQUAL(p.gpu[g].a[0].throughput, 160, 1e-9);
+    }
+    nx_plan_free(&p);
+    /* A session whose batch of 1 misses its SLO is unassigned whole, not an
+     * error, and takes no share from the others. */
     c.ngpus = 16;
     t.s[0].slo_us = 90000;
     run(&nx_place_squishy_ops, &c, &p);
     CU_ASSERT_DOUBLE_EQUAL(p.unassigned[0], 224, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 224, 1e-9);
     nx_plan_free(&p);
     /* Bad input is an error return. */
     t.s[1].rate = -1;
@@ -624,6 +718,96 @@ static void test_cluster_limit(void)
     CU_ASSERT_EQUAL(nx_place_oblivious_ops.place(&c, &p), NX_ERR_INVAL);
     nx_plan_free(&p);
     toy_free(&t);
+}
+
+/* ---- monotone feasibility ------------------------------------------------------ */
+
+/* Per GPU (exact, see place_squishy.c): every GPU of a squishy plan, planned
+ * again on its own at any lower rates of its sessions, fits one GPU — the
+ * duty cycle that fitted the higher rates fits the lower ones; a dedicated
+ * GPU's session at T·u is at most one residual, which always fits alone. */
+static void test_monotone_gpu(void)
+{
+    uint64_t rng = 7;
+    int gpus = 0, shared = 0, bad = 0;
+    for (int k = 0; k < 300 && !bad; k++) {
+        inst in;
+        rand_inst(&in, &rng);
+        in.c.ngpus = 4096;
+        nx_plan p;
+        run(&nx_place_squishy_ops, &in.c, &p);
+        for (int g = 0; g < p.ngpu; g++) {
+            const nx_gpu_plan *gp = &p.gpu[g];
+            if (gp->n == 0)
+                continue;
+            gpus++;
+            shared += gp->n > 1;
+            nx_sess_spec s[64];
+            for (int i = 0; i < gp->n; i++) {
+                double u = lcg(&rng) % 3 == 0 ? 1 : urand(&rng, 0, 1);
+                s[i] = in.s[gp->a[i].session];
+                s[i].id = i;
+                s[i].rate = gp->a[i].rate * u;
+            }
+            nx_place_ctx c = in.c;
+            c.sess = s;
+            c.nsess = gp->n;
+            c.ngpus = 1;
+            nx_plan q;
+            run(&nx_place_squishy_ops, &c, &q);
+            if ((total_unassigned(&q) > 0 || q.used > 1) && !bad++)
+                printf("\n    instance %d gpu %d (%d sessions): %d GPUs, %g unassigned", k, g,
+                       gp->n, q.used, total_unassigned(&q));
+            nx_plan_free(&q);
+        }
+        nx_plan_free(&p);
+        inst_free(&in);
+    }
+    printf("\n    %d GPUs (%d shared) re-planned at lower rates ", gpus, shared);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(shared > 100);
+}
+
+/* Whole plans: GPUs used at r against r' <= r (elementwise, and r' = f·r).
+ * What is proven (place_squishy.c) is per GPU, hence for the optimal packing;
+ * the best-fit greedy can still take one more GPU at lower rates when the
+ * smaller sizes change its choices (seeds 1-3 of this test with 5000
+ * instances: 1, 4 and 6 pairs of 10,000, never more than one GPU). The
+ * assertion bounds that: at most 1 % of the pairs, by one GPU at most. */
+static void test_monotone_plan(void)
+{
+    uint64_t rng = 11;
+    int n = 0, worse = 0, worst = 0, fits_lost = 0;
+    for (int k = 0; k < 1000; k++) {
+        inst in;
+        rand_inst(&in, &rng);
+        int ngpus = in.c.ngpus;
+        in.c.ngpus = 4096;
+        nx_plan p, q;
+        run(&nx_place_squishy_ops, &in.c, &p);
+        nx_sess_spec lo[64];
+        for (int v = 0; v < 2; v++) {
+            double f = urand(&rng, 0, 1);
+            for (int i = 0; i < in.ns; i++) {
+                lo[i] = in.s[i];
+                lo[i].rate *= v == 0 ? f : (lcg(&rng) % 2 ? 1 : urand(&rng, 0, 1));
+            }
+            nx_place_ctx c = in.c;
+            c.sess = lo;
+            run(&nx_place_squishy_ops, &c, &q);
+            n++;
+            worse += q.used > p.used;
+            worst = q.used - p.used > worst ? q.used - p.used : worst;
+            fits_lost += p.used <= ngpus && q.used > ngpus;
+            nx_plan_free(&q);
+        }
+        nx_plan_free(&p);
+        inst_free(&in);
+    }
+    printf("\n    %d pairs: %d use more GPUs at lower rates (at most %d more), %d lose a fit ",
+           n, worse, worst, fits_lost);
+    CU_ASSERT(worst <= 1);
+    CU_ASSERT(100 * worse <= n);
 }
 
 /* ---- scale: 1000 sessions on 1000 GPUs ------------------------------------------ */
@@ -697,7 +881,10 @@ int main(void)
                      test_oblivious_shares) ||
         !CU_add_test(su, "zipf mix: squishy uses fewer GPUs", test_zipf_mix) ||
         !CU_add_test(su, "invariants over random instances", test_random_invariants) ||
-        !CU_add_test(su, "cluster limit", test_cluster_limit) ||
+        !CU_add_test(su, "cluster limit: shedding in proportion", test_cluster_limit) ||
+        !CU_add_test(su, "squishy: one GPU's fit is monotone in the rates",
+                     test_monotone_gpu) ||
+        !CU_add_test(su, "squishy: whole plans at lower rates", test_monotone_plan) ||
         !CU_add_test(su, "scale: 1000 sessions on 1000 GPUs", test_scale) ||
         !CU_add_test(su, "registry", test_registry)) {
         CU_cleanup_registry();

@@ -498,7 +498,10 @@ static void test_prefix_batching(void)
     CU_ASSERT_EQUAL_FATAL(nx_search_max_rate(&x, &x.combos[1], &so, &sep, &eb), 0);
     printf("\n    10 ResNet-50 variants on one H100 (fp16, 50 ms): prefix batching %.0f req/s, separate %.0f req/s (+%.0f %%)",
            pb.max_rate, sep.max_rate, 100 * (pb.max_rate / sep.max_rate - 1));
-    CU_ASSERT(pb.max_rate > 1.2 * sep.max_rate);
+    /* +29 % before squishy searched the duty cycle (separate: 10,933 req/s,
+     * the first rate where the ten no longer fitted one cycle left a whole
+     * session out); +12 % since (12,631) */
+    CU_ASSERT(pb.max_rate > 1.1 * sep.max_rate);
     CU_ASSERT(!pb.max_rate_capped);
     /* with prefix batching the ten sessions share one merged batch on the GPU */
     const nx_plan *p = &pb.run.final_plan;
