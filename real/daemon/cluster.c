@@ -39,6 +39,7 @@
 
 #include "loadgen.h"
 #include "report.h"
+#include "serve.h"
 #include "util.h"
 
 #define MAX_CHILDREN 80
@@ -81,8 +82,13 @@ struct cl {
     double scale, keepalive, timeout, ready_timeout;
     long seed;
     const char *executor, *models, *run_cmd;
-    const char *be_args[8], *fe_args[8];   /* passed through to every backend / frontend */
-    int nbe_args, nfe_args;
+    const char *be_args[8], *fe_args[8], *sc_args[8]; /* passed through to every backend /
+                                                          frontend / the scheduler */
+    int nbe_args, nfe_args, nsc_args;
+    const char *sv_args[32];   /* serving options (TLS, token, metrics...): to every daemon */
+    char sv_names[16][32];     /* their "--name"s */
+    int nsv_args, nsv_names;
+    nx_rpc_cfg rpc_cfg;        /* the same for this program's own calls */
     int payload;
     bool quiet, requests;
     child ch[MAX_CHILDREN];
@@ -411,6 +417,8 @@ static void common_args(cl *c, argv_b *a, const char *bin)
     arg(a, "%.17g", c->scale);
     arg(a, "--ready-fd");
     arg(a, "3");
+    for (int i = 0; i < c->nsv_args; i++)
+        arg(a, "%s", c->sv_args[i]);
 }
 
 static child *start_backend(cl *c, int slot, bool awaited)
@@ -537,6 +545,8 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
         arg(&a, "--timeout");
         arg(&a, "%g", c->timeout);
     }
+    for (int i = 0; i < c->nsc_args; i++)
+        arg(&a, "%s", c->sc_args[i]);
     c->sched = spawn(c, "scheduler", -1, a.v, true);
     bool ok = c->sched && wait_ready(c);
     for (int b = 0; ok && b < c->nb; b++)
@@ -598,6 +608,7 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
                 .nhooks = c->nhooks,
                 .progress = !c->quiet,
                 .interrupted = &c->interrupted,
+                .rpc_cfg = &c->rpc_cfg,
             };
             rc = nx_loadgen_run(&lo, res, eb);
             if (rc == 0 && c->interrupted)
@@ -692,6 +703,12 @@ static void usage(FILE *f)
             "  --backend-arg ARG      pass ARG to every backend (repeatable), e.g.\n"
             "                         --backend-arg=--max-queue=64\n"
             "  --frontend-arg ARG     pass ARG to every frontend (repeatable)\n"
+            "  --scheduler-arg ARG    pass ARG to the scheduler (repeatable), e.g.\n"
+            "                         --scheduler-arg=--state=/var/lib/nexus/state\n"
+            "  --metrics, --tls-cert, --tls-key, --tls-ca, --tls-verify-clients,\n"
+            "  --tls-server-name, --token-file, --max-msg-mb   passed to every daemon (see their\n"
+            "                         --help; --metrics wants port 0); this program's own calls\n"
+            "                         use the TLS options and the token too\n"
             "  --no-requests          do not write requests.csv\n"
             "  --quiet                no progress line, no table\n"
             "  --help                 this text\n");
@@ -719,11 +736,14 @@ int main(int argc, char **argv)
         {"restart-frontend", 1, 0, 'r' + 256}, {"stop-backend", 1, 0, 'T'}, {"cont-backend", 1, 0, 'C'},
         {"run", 1, 0, 'c'}, {"ready-timeout", 1, 0, 'r'}, {"bin", 1, 0, 'B'},
         {"no-requests", 0, 0, 'N'}, {"quiet", 0, 0, 'q'}, {"backend-arg", 1, 0, 'A'},
-        {"frontend-arg", 1, 0, 'F'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+        {"frontend-arg", 1, 0, 'F'}, {"scheduler-arg", 1, 0, 'G'}, {"help", 0, 0, 'h'},
+        NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
     int o;
     long v;
-    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    nx_serve_opts so = {0};
+    int li = -1;
+    while ((o = getopt_long(argc, argv, "h", opts, &li)) != -1) {
         int bad = 0;
         switch (o) {
         case 'o': c->out = optarg; break;
@@ -753,11 +773,13 @@ int main(int argc, char **argv)
         case 'B': bin = optarg; break;
         case 'N': c->requests = false; break;
         case 'A':
-        case 'F': {
-            const char **v = o == 'A' ? c->be_args : c->fe_args;
-            int *n = o == 'A' ? &c->nbe_args : &c->nfe_args;
+        case 'F':
+        case 'G': {
+            const char **v = o == 'A' ? c->be_args : o == 'F' ? c->fe_args : c->sc_args;
+            int *n = o == 'A' ? &c->nbe_args : o == 'F' ? &c->nfe_args : &c->nsc_args;
             if (*n == 8) {
-                fprintf(stderr, "%s: at most 8 --%s-arg\n", c->prog, o == 'A' ? "backend" : "frontend");
+                fprintf(stderr, "%s: at most 8 --%s-arg\n", c->prog,
+                        o == 'A' ? "backend" : o == 'F' ? "frontend" : "scheduler");
                 bad = 1;
             } else {
                 v[(*n)++] = optarg;
@@ -766,8 +788,20 @@ int main(int argc, char **argv)
         }
         case 'q': c->quiet = true; break;
         case 'h': usage(stdout); free(c); return 0;
-        default: usage(stderr); free(c); return 2;
+        default:
+            if (li < 0 || c->nsv_names >= 16 ||
+                (bad = nx_serve_opt(&so, c->prog, o, optarg)) < 0) {
+                usage(stderr);
+                free(c);
+                return 2;
+            }
+            char *name = c->sv_names[c->nsv_names++];
+            snprintf(name, sizeof c->sv_names[0], "--%s", opts[li].name);
+            c->sv_args[c->nsv_args++] = name;
+            if (opts[li].has_arg)
+                c->sv_args[c->nsv_args++] = optarg;
         }
+        li = -1;
         if (bad) {
             free(c);
             return 2;
@@ -792,7 +826,9 @@ int main(int argc, char **argv)
     }
     nx_errbuf eb;
     nx_err_clear(&eb);
-    int rc = nx_loop_init(&c->loop, &eb); /* first: it sets the threads' signal mask */
+    int rc = nx_serve_load(&so, &c->rpc_cfg, &eb);
+    if (rc == 0)
+        rc = nx_loop_init(&c->loop, &eb); /* first: it sets the threads' signal mask */
     nx_catalog probe;
     memset(&probe, 0, sizeof probe);
     if (rc == 0)
@@ -887,6 +923,7 @@ int main(int argc, char **argv)
     free(combos);
     nx_catalog_free(&probe);
     nx_loop_free(c->loop);
+    nx_serve_free(&so);
     bool intr = c->interrupted;
     free(c);
     return rc < 0 ? 1 : (intr ? 130 : 0);

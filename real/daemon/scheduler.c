@@ -243,7 +243,8 @@ static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, const d
         p->slo_ms[i] = slo_us[i] / 1000;
     nx_log(s->who, "epoch (%s): %d of %d backend(s) used, %.1f req/s planned", label, plan->used,
            plan->ngpu, planned);
-    if (s->state_path && s->sc)
+    if (s->state_path && s->sc && plan->used > 0) /* a plan for no GPU is not worth keeping
+                                                      (every backend left): keep the last */
         state_save(s);
     if (strcmp(label, "failure") == 0)
         for (int i = 0; i < s->nfails; i++)

@@ -61,4 +61,10 @@ $PY tests/real/ops_client.py secure $T $FE1 $D $(cat $D/token) 0
 $B/nexus-loadgen $EXP --frontend $FE --scheduler $SCHED --out $T/run --quiet $S
 $PY tests/real/check.py $T/run
 stop_all
+# nexus-cluster passes the options to every daemon and uses them for its own calls
+$B/nexus-cluster $EXP --out $T/cl --quiet --policy nexus $S --tls-verify-clients \
+    --metrics 127.0.0.1:0 --scheduler-arg=--state=$T/state
+$PY tests/real/check.py $T/cl
+grep -q "^alloc " $T/state
+echo "tls.sh: nexus-cluster over mutual TLS with the token (and --state through --scheduler-arg)"
 echo "tls.sh: ok"
