@@ -34,7 +34,8 @@ static void link_close(nx_rpc_call *c, int code, const char *why)
     if (l->leaving)
         return;
     if (code == NX_RPC_FAILED_PRECONDITION || code == NX_RPC_INVALID_ARGUMENT ||
-        code == NX_RPC_RESOURCE_EXHAUSTED) {
+        code == NX_RPC_RESOURCE_EXHAUSTED || code == NX_RPC_UNAUTHENTICATED ||
+        code == NX_RPC_PERMISSION_DENIED) { /* a wrong token is not fixed by retrying */
         nx_log(l->cfg.who, "the scheduler refused this node: %s", why);
         l->cfg.on_refused(l->cfg.ctx, why);
         return;

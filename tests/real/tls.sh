@@ -55,6 +55,12 @@ FE=$READY
 start fe1 $B/nexus-frontend $EXP --scheduler $SCHED --listen 127.0.0.1:0 $S
 FE1=$READY
 echo "tls.sh: scheduler, backend and two frontends attached over mutual TLS with the token"
+# a node with the right certificates but without the token is refused: exit 1, saying why
+rc=0; $B/nexus-backend $EXP --scheduler $SCHED --tls-cert $D/node.pem --tls-key $D/node.key \
+    --tls-ca $D/ca.pem 2>$T/notoken.log || rc=$?
+[ $rc = 1 ] && grep -q "the scheduler refused this node: a bearer token is required" $T/notoken.log || {
+    echo "tls.sh: a backend without the token: exit $rc"; cat $T/notoken.log; exit 1; }
+echo "tls.sh: a backend without the token refused (exit 1)"
 $PY tests/real/ops_client.py secure $T $FE $D $(cat $D/token) 1
 $PY tests/real/ops_client.py secure $T $FE1 $D $(cat $D/token) 0
 # a load generator over TLS with the token: every query accounted for
