@@ -400,8 +400,11 @@ static void conn_retry(nx_event *ev)
 {
     fconn *cn = ev->ctx;
     cn->retry_armed = false;
-    if (cn->listed && !cn->up && !cn->f->stopping)
+    if (cn->listed && !cn->up && !cn->f->stopping) {
         conn_open(cn->f, cn);
+        if (cn->up) /* back in the engine's routes (conn_down took it out) */
+            apply_routes(cn->f);
+    }
 }
 
 static void conn_down(fe *f, fconn *cn, const char *why, bool close)

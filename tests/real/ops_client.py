@@ -163,7 +163,9 @@ elif cmd == "secure":
         t.shape.extend([1, 2])
         req.raw_input_contents.append(struct.pack("<2f", 1.5, 2.5))
         stub = pbg.GRPCInferenceServiceStub(channel(kind))
-        for attempt in range(20):   # a loaded host may drop a call for its SLO: try again
+        for attempt in range(100):  # a loaded host may drop a call for its SLO while the
+            if attempt:             # frontend's data streams are still connecting: wait, again
+                time.sleep(0.1)
             try:
                 r = stub.ModelInfer(req, timeout=10, metadata=(("authorization", "Bearer " + tok),))
                 return struct.unpack("<2f", r.raw_output_contents[0])

@@ -61,8 +61,11 @@ rc=0; $B/nexus-backend $EXP --scheduler $SCHED --tls-cert $D/node.pem --tls-key 
 [ $rc = 1 ] && grep -q "the scheduler refused this node: a bearer token is required" $T/notoken.log || {
     echo "tls.sh: a backend without the token: exit $rc"; cat $T/notoken.log; exit 1; }
 echo "tls.sh: a backend without the token refused (exit 1)"
-$PY tests/real/ops_client.py secure $T $FE $D $(cat $D/token) 1
-$PY tests/real/ops_client.py secure $T $FE1 $D $(cat $D/token) 0
+for x in "$FE 1 fe0" "$FE1 0 fe1"; do
+    set -- $x
+    $PY tests/real/ops_client.py secure $T $1 $D $(cat $D/token) $2 || {
+        tail -n 30 $T/$3.log $T/be0.log $T/sched.log; exit 1; }
+done
 # a load generator over TLS with the token: every query accounted for
 $B/nexus-loadgen $EXP --frontend $FE --scheduler $SCHED --out $T/run --quiet $S
 $PY tests/real/check.py $T/run
