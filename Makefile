@@ -31,12 +31,36 @@ Q :=
 endif
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter $(OPT) -g \
-	-Iengine -Ipolicies -Isim -MMD -MP
+	-MMD -MP
 ifneq ($(SAN),)
 CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDSAN := -fsanitize=$(SAN)
 endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+
+# --- layers: each directory sees only the headers of the layers below it ------
+#   engine/    engine/                       (no I/O, threads, clock, globals)
+#   policies/  engine/ policies/
+#   io/        engine/ io/                   (files: experiments, profiles, reports)
+#   sim/       engine/ policies/ io/ sim/
+#   real/      engine/ policies/ io/ + its own (mk/real.mk): never sim/
+#   real/dnn/  engine/ + its own (mk/dnn.mk)
+#   tools/, tests/: everything
+# tests/layering.sh checks every #include against the same table.
+INC_ENGINE := -Iengine
+INC_POLICIES := -Iengine -Ipolicies
+INC_IO := -Iengine -Iio
+INC_SIM := -Iengine -Ipolicies -Iio -Isim
+INC_REAL := -Iengine -Ipolicies -Iio
+INC_ALL := -Iengine -Ipolicies -Iio -Isim
+INC := $(INC_ALL)
+$(BUILD)/obj/engine/%.o: INC := $(INC_ENGINE)
+$(BUILD)/obj/policies/%.o: INC := $(INC_POLICIES)
+$(BUILD)/obj/io/%.o: INC := $(INC_IO)
+$(BUILD)/obj/sim/%.o: INC := $(INC_SIM)
+$(BUILD)/obj/real/%.o: INC := $(INC_REAL)
+$(BUILD)/obj/real/dnn/%.o: INC := $(INC_ENGINE)
+$(BUILD)/obj/gen/%.o: INC :=
 LDLIBS := -lyaml -lgsl -lgslcblas -lm
 
 DEB_PACKAGES := libyaml-dev libgsl-dev libcunit1-dev gnuplot-nox
@@ -44,17 +68,20 @@ DEPS_STAMP := build/.deps-ok
 
 ENGINE_SRC := $(wildcard engine/*.c)
 POLICY_SRC := $(wildcard policies/*.c)
+IO_SRC := $(wildcard io/*.c)
 SIM_LIB_SRC := $(filter-out sim/main.c,$(wildcard sim/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_HELPER_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 POLICY_OBJ := $(POLICY_SRC:%.c=$(BUILD)/obj/%.o)
+IO_OBJ := $(IO_SRC:%.c=$(BUILD)/obj/%.o)
 SIM_LIB_OBJ := $(SIM_LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 LIBENGINE := $(BUILD)/libnxengine.a
+LIBIO := $(BUILD)/libnxio.a
 LIBSIM := $(BUILD)/libnxsim.a
 BINS := $(BUILD)/bin/nexus-sim $(BUILD)/bin/nexus-bench $(BUILD)/bin/nexus-tracegen
 
@@ -64,7 +91,7 @@ BINS := $(BUILD)/bin/nexus-sim $(BUILD)/bin/nexus-bench $(BUILD)/bin/nexus-trace
 # that `make test` runs, each must exit 0) and BENCH_CMDS, and bring their rules.
 EXTRA_TEST_BIN :=
 # golden simulations: summary.json byte for byte (tests/golden/check.sh)
-EXTRA_TEST_CMDS := tests/golden/check.sh
+EXTRA_TEST_CMDS := tests/golden/check.sh tests/layering.sh
 BENCH_CMDS :=
 include $(sort $(wildcard mk/*.mk))
 
@@ -87,15 +114,19 @@ $(DEPS_STAMP): Makefile $(wildcard mk/*.mk)
 
 # --- rebuild when flags change (Redis .make-settings) ----------------------
 SETTINGS := $(BUILD)/.make-settings
-SETTINGS_NOW := $(CC) $(CFLAGS) $(LDSAN) $(LDLIBS)
+SETTINGS_NOW := $(CC) $(CFLAGS) $(LDSAN) $(LDLIBS) $(INC_ALL) $(INC_REAL)
 $(shell mkdir -p $(BUILD); echo '$(SETTINGS_NOW)' | cmp -s - $(SETTINGS) || echo '$(SETTINGS_NOW)' > $(SETTINGS))
 
 $(BUILD)/obj/%.o: %.c $(SETTINGS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  CC  $<")
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(INC) -c $< -o $@
 
 $(LIBENGINE): $(ENGINE_OBJ) $(POLICY_OBJ)
+	@$(if $(filter 1,$(V)),,echo "  AR  $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBIO): $(IO_OBJ)
 	@$(if $(filter 1,$(V)),,echo "  AR  $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
@@ -103,12 +134,12 @@ $(LIBSIM): $(SIM_LIB_OBJ)
 	@$(if $(filter 1,$(V)),,echo "  AR  $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/nexus-sim: $(BUILD)/obj/sim/main.o $(LIBSIM) $(LIBENGINE)
+$(BUILD)/bin/nexus-sim: $(BUILD)/obj/sim/main.o $(LIBSIM) $(LIBIO) $(LIBENGINE)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/nexus-bench: $(BUILD)/obj/tools/bench.o $(LIBSIM) $(LIBENGINE)
+$(BUILD)/bin/nexus-bench: $(BUILD)/obj/tools/bench.o $(LIBSIM) $(LIBIO) $(LIBENGINE)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
@@ -118,7 +149,7 @@ $(BUILD)/bin/nexus-tracegen: $(BUILD)/obj/traces/tracegen.o
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIBSIM) $(LIBENGINE)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_HELPER_OBJ) $(LIBSIM) $(LIBIO) $(LIBENGINE)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(LDLIBS) -lcunit

@@ -17,6 +17,7 @@
  * call at once; every query submitted gets exactly one on_done. Calls come
  * from a pool owned by the frontend and are recycled on reply. */
 #include "frontend.h"
+#include "latency.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -399,9 +400,7 @@ static void on_reply(nx_frontend *fe, nx_req *r, bool redispatch)
 
 static nx_time c_lat(const nx_frontend *fe, const nx_profile *p, int b)
 {
-    if (b > p->max_batch)
-        b = p->max_batch;
-    return NX_US(fe->cfg.multiplier * (p->mean_us[b] + p->std_us[b]));
+    return NX_US(nx_latency_est_us(p, b, fe->cfg.multiplier));
 }
 
 static void dispatch_gpu(nx_frontend *fe, int g);

@@ -12,6 +12,7 @@
 #include "env.h"
 #include "rq.h"
 #include "experiment.h"
+#include "latency.h"
 
 /* A session: (model, SLO). The unit the scheduler places. Read-only, shared. */
 typedef struct nx_session {
@@ -55,16 +56,10 @@ typedef struct nx_bsess {
  * profile's max batch. */
 static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
 {
-    const nx_profile *p = bs->prof;
-    if (b > p->max_batch)
-        b = p->max_batch;
-    if (b < 1)
-        b = 1;
-    double us = p->mean_us[b] + p->std_us[b];
-    if (bs->suffix) { /* prefix on the whole batch, then suffixes (bounded by one at b) */
-        int sb = b < bs->suffix->max_batch ? b : bs->suffix->max_batch;
-        us += bs->suffix->mean_us[sb] + bs->suffix->std_us[sb];
-    }
+    b = b > bs->prof->max_batch ? bs->prof->max_batch : b < 1 ? 1 : b;
+    double us = nx_latency_est_us(bs->prof, b, 1.0);
+    if (bs->suffix) /* prefix on the whole batch, then suffixes (bounded by one at b) */
+        us += nx_latency_est_us(bs->suffix, b, 1.0);
     nx_time t = NX_US(bs->multiplier * us + bs->s->prof->post_us) + bs->reply_ns;
     if (bs->serial_cores > 0) { /* no overlap: ceil(b / cores) rounds of pre and of post */
         int rounds = (b + bs->serial_cores - 1) / bs->serial_cores;

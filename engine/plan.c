@@ -3,6 +3,7 @@
  * ℓ(b), the latency budget, the saturated batch (2·ℓ(b) <= budget) and the
  * single-GPU peak throughput. Policies themselves live in policies/place_*.c. */
 #include "plan.h"
+#include "latency.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -130,7 +131,7 @@ double nx_plan_session_throughput(const nx_plan *p, int session)
 double nx_plan_lat(const nx_place_ctx *c, const nx_profile *prof, int b)
 {
     NX_ASSERT(b >= 1 && b <= prof->max_batch);
-    return c->multiplier * (prof->mean_us[b] + prof->std_us[b]);
+    return nx_latency_est_us(prof, b, c->multiplier);
 }
 
 double nx_plan_budget(const nx_place_ctx *c, const nx_sess_spec *s)

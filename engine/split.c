@@ -1,6 +1,7 @@
 /* split.c — the query SLO split: Nexus's tree DP, the exact frontier DP for
  * DAGs, the even split and a brute-force reference (see split.h). */
 #include "split.h"
+#include "latency.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@ double nx_split_stage_cost(const nx_split_in *in, int v, double budget_us)
     double eff = budget_us - p->pre_us - p->post_us - in->net_allowance_us;
     double best = 0;
     for (int b = 1; b <= p->max_batch; b++) {
-        double l = in->multiplier * (p->mean_us[b] + p->std_us[b]);
+        double l = nx_latency_est_us(p, b, in->multiplier);
         if (2 * l > eff)
             break; /* latency grows with the batch: no larger b fits */
         double tp = b * 1e6 / l;

@@ -72,18 +72,19 @@ $(BUILD)/bin/nexus-cluster: $(BUILD)/obj/real/daemon/cluster.o
 $(BUILD)/bin/nexus-rpcbench: $(BUILD)/obj/real/daemon/rpcbench.o
 $(BUILD)/bin/nexus-backend: $(REAL_BACKEND_LIBS)
 $(BUILD)/bin/nexus-backend: REAL_EXTRA = $(REAL_BACKEND_LIBS) $(REAL_BACKEND_LDLIBS)
-$(REAL_BINS): $(LIBREAL) $(LIBSIM) $(LIBENGINE)
+# real mode links the engine, policies and io layers, never the simulator
+$(REAL_BINS): $(LIBREAL) $(LIBIO) $(LIBENGINE)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
-	$(Q)$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(LIBREAL) $(LIBSIM) $(LIBENGINE) $(REAL_EXTRA) \
+	$(Q)$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(LIBREAL) $(LIBIO) $(LIBENGINE) $(REAL_EXTRA) \
 		$(LDLIBS) $(REAL_LDLIBS)
 
 # --- tests ---------------------------------------------------------------------
 $(BUILD)/tests/real/test_rpc: $(BUILD)/obj/tests/real/test_rpc.o $(TEST_HELPER_OBJ) $(LIBREAL) \
-		$(LIBSIM) $(LIBENGINE)
+		$(LIBIO) $(LIBENGINE)
 	@mkdir -p $(dir $@)
 	@$(if $(filter 1,$(V)),,echo "  LD  $@")
-	$(Q)$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(LIBREAL) $(LIBSIM) $(LIBENGINE) $(LDLIBS) \
+	$(Q)$(CC) $(LDSAN) -o $@ $(filter %.o,$^) $(LIBREAL) $(LIBIO) $(LIBENGINE) $(LDLIBS) \
 		$(REAL_LDLIBS) -lcunit
 
 EXTRA_TEST_BIN += $(BUILD)/tests/real/test_rpc

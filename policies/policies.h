@@ -1,5 +1,5 @@
 /* policies.h — the registry of policy ops tables, looked up by the names that
- * experiment files use (nx_combo.placement, .batching, .lb).
+ * experiment files use (nx_combo.placement, .batching, .lb, .split).
  *
  * Adding a policy is one file under policies/ with one const ops table, one
  * extern line here and one row in the matching table of registry.c. */
@@ -10,6 +10,7 @@
 
 #include "plan.h"
 #include "ops.h"
+#include "catalog.h"
 
 /* ---- placement (interface in plan.h) ---------------------------------------- */
 
@@ -35,6 +36,19 @@ extern const nx_lb_ops nx_lb_drr_ops, nx_lb_drr_runs_ops, nx_lb_weighted_random_
 
 const nx_lb_ops *nx_lb_find(const char *name);
 void nx_lb_list(char *buf, size_t n);
+
+/* ---- query SLO split (engine/split.c; the scheduler runs the mode) ----------- */
+
+/* The split policy called name ("dp", "even"): 0 and *mode, or NX_ERR_NOTFOUND. */
+int nx_split_find(const char *name, nx_split_mode *mode);
+void nx_split_list(char *buf, size_t n);
+
+/* ---- a whole combination ------------------------------------------------------ */
+
+/* Resolve every policy name of combo; an unknown one is NX_ERR_NOTFOUND with
+ * "PATH: policy 'NAME': unknown KIND 'X' (known: ...)". */
+int nx_policies_resolve(const nx_combo *combo, const char *path, nx_policy_set *out,
+                        nx_errbuf *eb);
 
 /* Weighted random pick over a route (lb_weighted_random.c); other load
  * balancers fall back to it. */

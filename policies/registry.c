@@ -93,3 +93,63 @@ void nx_lb_list(char *buf, size_t n)
 {
     LIST_NAMES(lb_table, buf, n);
 }
+
+/* ---- query SLO split (the engine's split.c; the mode tells the scheduler which) --- */
+
+typedef struct split_policy {
+    const char *name;
+    nx_split_mode mode;
+} split_policy;
+
+static const split_policy split_rows[] = {
+    {"dp", NX_SPLIT_DP},
+    {"even", NX_SPLIT_EVEN},
+};
+static const split_policy *const split_table[] = {&split_rows[0], &split_rows[1]};
+
+int nx_split_find(const char *name, nx_split_mode *mode)
+{
+    for (size_t i = 0; name && i < sizeof split_table / sizeof split_table[0]; i++)
+        if (strcmp(split_table[i]->name, name) == 0) {
+            *mode = split_table[i]->mode;
+            return 0;
+        }
+    return NX_ERR_NOTFOUND;
+}
+
+void nx_split_list(char *buf, size_t n)
+{
+    LIST_NAMES(split_table, buf, n);
+}
+
+/* ---- a whole combination ------------------------------------------------------- */
+
+int nx_policies_resolve(const nx_combo *combo, const char *path, nx_policy_set *out,
+                        nx_errbuf *eb)
+{
+    char names[256];
+    memset(out, 0, sizeof *out);
+    out->placement = nx_placement_find(combo->placement);
+    out->batching = nx_batching_find(combo->batching);
+    out->lb = nx_lb_find(combo->lb);
+    const char *kind = NULL, *name = NULL;
+    if (!out->placement) {
+        nx_placement_list(names, sizeof names);
+        kind = "placement", name = combo->placement;
+    } else if (!out->batching) {
+        nx_batching_list(names, sizeof names);
+        kind = "batching", name = combo->batching;
+    } else if (nx_split_find(combo->split, &out->split) < 0) {
+        nx_split_list(names, sizeof names);
+        kind = "split", name = combo->split;
+    } else if (!out->lb) {
+        nx_lb_list(names, sizeof names);
+        kind = "lb", name = combo->lb;
+    }
+    if (kind) {
+        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown %s '%s' (known: %s)", path,
+                   combo->name, kind, name, names);
+        return NX_ERR_NOTFOUND;
+    }
+    return 0;
+}

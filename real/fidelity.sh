@@ -5,9 +5,10 @@
 #
 #   real/fidelity.sh [EXPERIMENT.yml] [OUT_DIR] [nexus-cluster options...]
 #
-# The simulated figures come from the very queries the load generator sent
-# (nexus-loadgen replays nexus-sim's arrivals for the same seed), so every
-# difference is the real system's. Latency "client" is what the load
+# The simulated figures are nexus-cluster's prediction (DIR/sim/summary.json:
+# nexus-sim on the very queries the load generator sent — both take them from
+# engine/workload's arrival iterator for the same seed), so every difference
+# is the real system's. Latency "client" is what the load
 # generator measured (send -> answer, the client <-> frontend hop included);
 # "frontend" is what the frontend measured (arrival -> answer), the
 # simulator's own definition.
@@ -24,11 +25,15 @@ mv "$OUT.log" "$OUT/cluster.log"
 import glob, json, re, sys
 d = sys.argv[1]
 real = json.load(open(d + "/real.json"))
+sims = {r["policy"]: r for r in json.load(open(d + "/sim/summary.json"))["results"]}
+def flat(r):  # a summary.json entry in real.json's shape
+    return dict(goodput=r["goodput"], bad_rate=r["bad_rate"], p50_ms=r["latency_ms"]["p50"],
+                p99_ms=r["latency_ms"]["p99"])
 print("| policy | goodput sim | goodput real | diff | bad rate sim | bad rate real | diff (points) "
       "| p50 sim | p50 real client / frontend | p99 sim | p99 real client / frontend |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in real["runs"]:
-    s, x = r["sim"], r["real"]
+    s, x = flat(sims[r["policy"]]), r["real"]
     pct = lambda a, b: 100 * (a - b) / b if b else 0
     print("| %s | %.1f | %.1f | %+.2f %% | %.2f %% | %.2f %% | %+.2f | %.2f ms | %.2f / %.2f ms (%+.1f / %+.1f %%) "
           "| %.2f ms | %.2f / %.2f ms (%+.1f / %+.1f %%) |"

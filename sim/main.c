@@ -5,6 +5,7 @@
  * workload's rate scale. */
 #include "load.h"
 #include "report.h"
+#include "run.h"
 #include "search.h"
 
 #include <errno.h>

@@ -3,9 +3,9 @@
  * backend per GPU on a fresh simulator, drives client arrivals from the
  * workload generators, and reduces the per-request records to metrics.
  *
- * Arrivals: one generator per app (Poisson, Gamma with a CV, uniform,
- * piecewise-rate Poisson), or one shared trace generator that maps each trace
- * arrival onto the apps whose workload is `trace`. App i is served by frontend
+ * The catalog and the engine configs come from engine/catalog.c, the client
+ * arrivals from engine/workload.c's iterator, wrapped here in one event that
+ * submits an arrival and arms itself for the next. App i is served by frontend
  * i mod F. Arrivals stop at `duration`; the run then drains until every request
  * is answered or until 2 x the largest SLO + 1 s have passed (requests still
  * queued then, long past their deadlines, count as late and "unanswered").
@@ -14,39 +14,22 @@
 #include "run.h"
 #include "sim.h"
 #include "backend.h"
+#include "catalog.h"
 #include "frontend.h"
 #include "scheduler.h"
-#include "split.h"
 #include "policies.h"
+#include "workload.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
 
 #define CHUNK_SHIFT 16
 #define CHUNK (1u << CHUNK_SHIFT)
 
 typedef struct run run;
-
-typedef struct gen {
-    nx_event ev;
-    run *r;
-    int app;              /* -1: the trace generator */
-    double rate;          /* scaled */
-    double gshape, gscale;/* gamma */
-    int step;             /* piecewise: current step */
-    size_t ti;            /* trace: next index */
-    double toff;          /* trace: offset of the current loop (s) */
-    double tperiod;       /* trace: loop period (s) */
-    int copies_left;      /* trace: copies the current arrival yields */
-    int copy;             /* trace: copies sent so far */
-    double base, gap;     /* trace: the arrival's time and the gap to the next (s) */
-    double t;             /* exact time of the armed arrival (s) */
-} gen;
 
 /* A profile's interference curve (gpu_sharing: concurrent). */
 typedef struct ifx_map {
@@ -57,26 +40,19 @@ typedef struct ifx_map {
 struct run {
     const nx_experiment *x;
     nx_sim sim;
-    nx_session *sess;
+    nx_catalog cat;
     int ns, ng, nf;
     nx_scheduler sched;
     nx_backend *be;
     nx_frontend *fe;
-    gen *gens;
-    int ngens;
-    gsl_rng *wrng;          /* workload randomness, separate from the sim's */
-    double scale;
+    nx_arrivals arr;        /* the workload (its own randomness) */
+    nx_event arrive;        /* the next arrival, at its time */
+    int arrive_app;
     nx_time end_arrivals, window_start, window_end;
-    int *app_sess;          /* app a's stage v is session app_sess[a] + v */
     /* queries (client requests) */
     nx_query **chunks;
     size_t nchunks, nreqs;
     uint64_t done;
-    /* trace mapping */
-    int *trace_apps;
-    int ntrace_apps;
-    double *trace_cdf;
-    uint64_t trace_rr;
     /* timeline */
     nx_run_result *res;
     int captl;
@@ -122,254 +98,23 @@ static void submit(run *r, int app)
     nx_frontend_submit(&r->fe[app % r->nf], q);
 }
 
-/* ---- arrival generators ------------------------------------------------------ */
+/* ---- arrivals: the workload iterator in one event --------------------------- */
 
-static double gap_s(gen *g)
+static void arrive_fire(nx_event *ev)
 {
-    const nx_workload *w = &g->r->x->apps[g->app].wl;
-    switch (w->kind) {
-    case NX_WL_POISSON:
-        return gsl_ran_exponential(g->r->wrng, 1.0 / g->rate);
-    case NX_WL_GAMMA:
-        return gsl_ran_gamma(g->r->wrng, g->gshape, g->gscale);
-    case NX_WL_UNIFORM:
-        return 1.0 / g->rate;
-    default:
-        NX_ASSERT(!"gap_s: bad workload kind");
-        return 0;
-    }
+    run *r = NX_CONTAINER_OF(ev, run, arrive);
+    submit(r, r->arrive_app);
+    nx_time t;
+    if (nx_arrivals_next(&r->arr, &t, &r->arrive_app))
+        nx_at(&r->sim.env, &r->arrive, t);
 }
 
-/* Arm the generator for t_s (seconds; kept in double in g->t so rounding to
- * ns never accumulates). Two arrivals closer than 1 ns share a time. */
-static void arm(gen *g, double t_s)
+static void start_arrivals(run *r)
 {
-    g->t = t_s;
-    if (!isfinite(t_s) || t_s >= NX_TO_SEC(g->r->end_arrivals))
-        return; /* no further arrival (e.g. a last rate step of 0) */
-    nx_time t = (nx_time)llround(t_s * 1e9);
-    if (t < g->r->sim.now)
-        t = g->r->sim.now;
-    if (t >= g->r->end_arrivals)
-        return;
-    nx_at(&g->r->sim.env, &g->ev, t);
-}
-
-/* Next arrival of a piecewise-rate Poisson process after time t (memoryless:
- * a draw that crosses a step boundary restarts at the boundary). */
-static double piecewise_next(gen *g, double t)
-{
-    const nx_workload *w = &g->r->x->apps[g->app].wl;
-    for (;;) {
-        double rate = w->steps[g->step].rate * g->r->scale;
-        double bound = g->step + 1 < w->nsteps ? w->steps[g->step + 1].at_s : INFINITY;
-        if (rate > 0) {
-            double nt = t + gsl_ran_exponential(g->r->wrng, 1.0 / rate);
-            if (nt < bound)
-                return nt;
-        }
-        if (bound == INFINITY)
-            return INFINITY;
-        t = bound;
-        g->step++;
-    }
-}
-
-static void app_fire(nx_event *ev)
-{
-    gen *g = NX_CONTAINER_OF(ev, gen, ev);
-    run *r = g->r;
-    submit(r, g->app);
-    double t = g->t;
-    if (r->x->apps[g->app].wl.kind == NX_WL_PIECEWISE)
-        arm(g, piecewise_next(g, t));
-    else
-        arm(g, t + gap_s(g));
-}
-
-static int trace_pick_app(run *r, size_t idx)
-{
-    const nx_trace_cfg *tc = &r->x->trace;
-    int n = r->ntrace_apps;
-    switch (tc->map) {
-    case NX_TRACE_MAP_ROUND_ROBIN:
-        return r->trace_apps[r->trace_rr++ % (uint64_t)n];
-    case NX_TRACE_MAP_HASH: {
-        uint64_t z = idx * 0x9e3779b97f4a7c15ULL;
-        z ^= z >> 29;
-        z *= 0xbf58476d1ce4e5b9ULL;
-        z ^= z >> 32;
-        return r->trace_apps[z % (uint64_t)n];
-    }
-    default: { /* zipf, weight: sample the CDF */
-        double u = gsl_rng_uniform(r->wrng);
-        for (int i = 0; i < n - 1; i++)
-            if (u < r->trace_cdf[i])
-                return r->trace_apps[i];
-        return r->trace_apps[n - 1];
-    }
-    }
-}
-
-static double trace_time(gen *g)
-{
-    const nx_trace_cfg *tc = &g->r->x->trace;
-    return g->toff + tc->trace.t_s[g->ti] * tc->time_scale;
-}
-
-static int trace_copies(gen *g)
-{
-    double s = g->r->x->trace.rate_scale * g->r->scale;
-    double fl = floor(s);
-    int k = (int)fl;
-    if (gsl_rng_uniform(g->r->wrng) < s - fl)
-        k++;
-    return k;
-}
-
-/* Time until the trace's next arrival after row g->ti (s, scaled). */
-static double trace_gap(gen *g)
-{
-    const nx_trace_cfg *tc = &g->r->x->trace;
-    if (g->ti + 1 < tc->trace.n)
-        return (tc->trace.t_s[g->ti + 1] - tc->trace.t_s[g->ti]) * tc->time_scale;
-    return g->toff + g->tperiod - trace_time(g);
-}
-
-/* Advance to the next trace arrival that yields at least one request. Its
- * copies are spread over the gap to the following arrival, one per equal
- * slice at a uniform point of the slice, the first exactly at the arrival:
- * rate scaling multiplies the rate at every time scale above one
- * inter-arrival gap and keeps the trace's burst structure, without creating
- * bursts of simultaneous requests that the trace does not have. */
-static void trace_arm_next(gen *g)
-{
-    const nx_trace_cfg *tc = &g->r->x->trace;
-    for (;;) {
-        if (g->ti >= tc->trace.n) {
-            if (!tc->loop)
-                return;
-            g->ti = 0;
-            g->toff += g->tperiod;
-        }
-        g->copies_left = trace_copies(g);
-        if (g->copies_left > 0)
-            break;
-        g->ti++;
-    }
-    g->copy = 0;
-    g->base = trace_time(g);
-    g->gap = trace_gap(g);
-    arm(g, g->base);
-}
-
-static void trace_fire(nx_event *ev)
-{
-    gen *g = NX_CONTAINER_OF(ev, gen, ev);
-    run *r = g->r;
-    submit(r, trace_pick_app(r, r->nreqs));
-    if (++g->copy < g->copies_left) {
-        double u = gsl_rng_uniform(r->wrng);
-        arm(g, g->base + g->gap * (g->copy + u) / g->copies_left);
-        return;
-    }
-    g->ti++;
-    trace_arm_next(g);
-}
-
-static void setup_trace(run *r)
-{
-    const nx_experiment *x = r->x;
-    r->trace_apps = nx_malloc(sizeof(int) * (size_t)x->napps);
-    r->trace_cdf = nx_malloc(sizeof(double) * (size_t)x->napps);
-    double tot = 0;
-    for (int a = 0; a < x->napps; a++) {
-        if (x->apps[a].wl.kind != NX_WL_TRACE)
-            continue;
-        int k = r->ntrace_apps++;
-        r->trace_apps[k] = a;
-        double w = x->trace.map == NX_TRACE_MAP_ZIPF ? 1.0 / pow(k + 1, x->trace.zipf_s)
-                                                      : x->apps[a].wl.rate;
-        tot += w;
-        r->trace_cdf[k] = tot;
-    }
-    for (int k = 0; k < r->ntrace_apps; k++)
-        r->trace_cdf[k] = tot > 0 ? r->trace_cdf[k] / tot : (k + 1.0) / r->ntrace_apps;
-}
-
-/* Mean calls of a stage per call of its (first) parent. */
-static double mean_fanout(const nx_experiment *x, const nx_stage *st)
-{
-    if (st->fanout.kind != NX_FANOUT_TRACE)
-        return st->fanout.value;
-    const nx_trace *t = &x->trace.trace;
-    double sum = 0;
-    for (size_t i = 0; i < t->n && t->size; i++)
-        sum += t->size[i];
-    return t->n ? sum / (double)t->n * st->fanout.value : 0;
-}
-
-/* Mean rate an app is expected to see, for the scheduler's first plan. */
-static double expected_rate(const run *r, int a)
-{
-    const nx_experiment *x = r->x;
-    const nx_workload *w = &x->apps[a].wl;
-    switch (w->kind) {
-    case NX_WL_PIECEWISE:
-        return w->steps[0].rate * r->scale;
-    case NX_WL_TRACE: {
-        const nx_trace *t = &x->trace.trace;
-        double span = t->n > 1 ? t->t_s[t->n - 1] * x->trace.time_scale : 1.0;
-        double total = (double)t->n / (span > 0 ? span : 1.0) * x->trace.rate_scale * r->scale;
-        double share = 0;
-        for (int k = 0; k < r->ntrace_apps; k++)
-            if (r->trace_apps[k] == a)
-                share = r->trace_cdf[k] - (k ? r->trace_cdf[k - 1] : 0);
-        return total * share;
-    }
-    default:
-        return w->rate * r->scale;
-    }
-}
-
-static void start_generators(run *r)
-{
-    const nx_experiment *x = r->x;
-    r->gens = nx_calloc((size_t)x->napps + 1, sizeof(gen));
-    for (int a = 0; a < x->napps; a++) {
-        const nx_workload *w = &x->apps[a].wl;
-        if (w->kind == NX_WL_TRACE)
-            continue;
-        gen *g = &r->gens[r->ngens++];
-        g->r = r;
-        g->app = a;
-        g->ev.fn = app_fire;
-        g->rate = w->rate * r->scale;
-        if (w->kind == NX_WL_PIECEWISE) {
-            arm(g, piecewise_next(g, 0));
-            continue;
-        }
-        if (!(g->rate > 0))
-            continue;
-        if (w->kind == NX_WL_GAMMA) {
-            g->gshape = 1.0 / (w->cv * w->cv);
-            g->gscale = 1.0 / (g->rate * g->gshape);
-        }
-        /* uniform arrivals start at a random phase; the others draw a gap */
-        double first = w->kind == NX_WL_UNIFORM ? gsl_rng_uniform(r->wrng) / g->rate : gap_s(g);
-        arm(g, first);
-    }
-    if (r->ntrace_apps > 0 && x->trace.trace.n > 0) {
-        gen *g = &r->gens[r->ngens++];
-        g->r = r;
-        g->app = -1;
-        g->ev.fn = trace_fire;
-        const nx_trace *t = &x->trace.trace;
-        double span = t->t_s[t->n - 1];
-        double meangap = t->n > 1 ? span / (double)(t->n - 1) : 1.0;
-        g->tperiod = (span + meangap) * x->trace.time_scale;
-        trace_arm_next(g);
-    }
+    nx_time t;
+    r->arrive.fn = arrive_fire;
+    if (nx_arrivals_next(&r->arr, &t, &r->arrive_app))
+        nx_at(&r->sim.env, &r->arrive, t);
 }
 
 /* ---- failure injection ------------------------------------------------------------ */
@@ -427,7 +172,7 @@ static int setup_sharing(run *r, nx_errbuf *eb)
     const nx_experiment *x = r->x;
     r->ifx = nx_calloc((size_t)r->ns, sizeof *r->ifx);
     for (int i = 0; i < r->ns; i++) {
-        const nx_session *s = &r->sess[i];
+        const nx_session *s = &r->cat.sess[i];
         const nx_profile *p = s->group >= 0 ? s->prefix : s->prof;
         int k = 0;
         while (k < r->nifx && r->ifx[k].p != p)
@@ -528,20 +273,7 @@ static void reduce(run *r, nx_run_result *res)
     }
     nx_metrics m;
     nx_stats_finish(&st, &m);
-    res->window_s = m.window_s;
-    res->sent = m.sent;
-    res->ok = m.ok;
-    res->late = m.late;
-    res->dropped = m.dropped;
-    res->unanswered = m.unanswered;
-    res->offered_rate = m.offered_rate;
-    res->goodput = m.goodput;
-    res->bad_rate = m.bad_rate;
-    res->lat_p50_ms = m.lat_p50_ms;
-    res->lat_p90_ms = m.lat_p90_ms;
-    res->lat_p99_ms = m.lat_p99_ms;
-    res->lat_max_ms = m.lat_max_ms;
-    res->lat_mean_ms = m.lat_mean_ms;
+    nx_run_result_set_metrics(res, &m);
     res->napps = x->napps;
     res->apps = st.apps; /* taken over */
     st.apps = NULL;
@@ -580,167 +312,52 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
            nx_run_result *res, nx_errbuf *eb)
 {
     memset(res, 0, sizeof *res);
-    const nx_placement_ops *place = nx_placement_find(combo->placement);
-    const nx_batching_ops *bops = nx_batching_find(combo->batching);
-    const nx_lb_ops *lb = nx_lb_find(combo->lb);
-    char names[256];
-    if (!place) {
-        nx_placement_list(names, sizeof names);
-        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown placement '%s' (known: %s)",
-                   x->path, combo->name, combo->placement, names);
-        return NX_ERR_NOTFOUND;
-    }
-    if (!bops) {
-        nx_batching_list(names, sizeof names);
-        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown batching '%s' (known: %s)",
-                   x->path, combo->name, combo->batching, names);
-        return NX_ERR_NOTFOUND;
-    }
-    if (strcmp(combo->split, "dp") != 0 && strcmp(combo->split, "even") != 0) {
-        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown split '%s' (known: dp, even)",
-                   x->path, combo->name, combo->split);
-        return NX_ERR_NOTFOUND;
-    }
-    if (!lb) {
-        nx_lb_list(names, sizeof names);
-        nx_err_set(eb, NX_ERR_NOTFOUND, "%s: policy '%s': unknown lb '%s' (known: %s)", x->path,
-                   combo->name, combo->lb, names);
-        return NX_ERR_NOTFOUND;
-    }
+    nx_policy_set pol;
+    int rc = nx_policies_resolve(combo, x->path, &pol, eb);
+    if (rc < 0)
+        return rc;
 
     run *r = nx_calloc(1, sizeof *r);
     r->x = x;
     r->o = o;
     r->res = res;
-    r->scale = o->scale;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     res->scale = o->scale;
-    r->app_sess = nx_malloc(sizeof(int) * (size_t)x->napps);
-    r->ns = 0;
-    for (int a = 0; a < x->napps; a++) {
-        r->app_sess[a] = r->ns;
-        r->ns += x->apps[a].nstages;
-    }
+    nx_catalog_init(&r->cat, x, combo, &pol, o->scale, o->seed);
+    r->ns = r->cat.nsess;
     r->ng = x->gpus;
-    /* min(apps, 8) frontends; a central batching policy (Symphony) has one
-     * dispatcher that sees every session and every GPU: one frontend */
-    r->nf = bops->central ? 1 : (x->napps < 8 ? x->napps : 8);
+    r->nf = r->cat.nfrontends;
     r->end_arrivals = NX_SEC(x->duration_s);
     r->window_start = NX_SEC(x->warmup_s);
     r->window_end = NX_SEC(x->duration_s);
-    r->wrng = gsl_rng_alloc(gsl_rng_mt19937);
-    gsl_rng_set(r->wrng, (unsigned long)(o->seed * 2654435761u + 1));
+    nx_arrivals_init(&r->arr, x, o->scale, o->seed);
     nx_sim_init(&r->sim, o->seed, x->net_delay_us, x->net_jitter_us, deliver, r);
     nx_env *env = &r->sim.env;
 
-    if (x->has_trace)
-        setup_trace(r);
-    double max_slo_us = 0;
-    r->sess = nx_calloc((size_t)r->ns, sizeof(nx_session));
-    for (int a = 0; a < x->napps; a++) {
-        const nx_app *app = &x->apps[a];
-        double calls[NX_APP_MAX_STAGES], rate[NX_APP_MAX_STAGES];
-        double app_rate = expected_rate(r, a);
-        for (int v = 0; v < app->nstages; v++) {
-            const nx_stage *st = &app->stages[v];
-            calls[v] = (st->nparents == 0 ? 1 : calls[st->parents[0]]) * mean_fanout(x, st);
-            rate[v] = app_rate * calls[v];
-        }
-        /* before the scheduler's first split: the even split (safe on every path) */
-        nx_split_in in = {.app = app, .rate = rate, .multiplier = x->sched.profile_multiplier,
-                          .net_allowance_us = 2 * (x->net_delay_us + x->net_jitter_us),
-                          .steps = x->sched.split_steps};
-        nx_split_out ev;
-        nx_split_even(&in, &ev);
-        for (int v = 0; v < app->nstages; v++) {
-            nx_session *s = &r->sess[r->app_sess[a] + v];
-            s->id = r->app_sess[a] + v;
-            s->app = a;
-            s->stage = v;
-            if (app->nstages == 1)
-                snprintf(s->name, sizeof s->name, "%s", app->name);
-            else
-                snprintf(s->name, sizeof s->name, "%.30s/%.30s", app->name, app->stages[v].name);
-            s->prof = app->stages[v].profile;
-            s->group = combo->prefix ? app->stages[v].group : -1;
-            s->prefix = app->stages[v].prefix;
-            s->suffix = app->stages[v].suffix;
-            s->slo_us = app->nstages == 1 ? app->slo_ms * 1000.0 : ev.budget_us[v];
-            s->est_rate = rate[v];
-        }
-        if (app->slo_ms * 1000.0 > max_slo_us)
-            max_slo_us = app->slo_ms * 1000.0;
-    }
-
     r->be = nx_calloc((size_t)r->ng, sizeof(nx_backend));
     for (int g = 0; g < r->ng; g++) {
-        nx_backend_cfg bc = {
-            .gpu = g,
-            .sessions = r->sess,
-            .nsess = r->ns,
-            .batching = bops,
-            .bp = &x->batch,
-            .multiplier = x->sched.profile_multiplier,
-            .reply_ns = NX_US(x->net_delay_us + x->net_jitter_us),
-            .keepalive_s = x->sched.keepalive_timeout_s > 0 ? x->sched.beacon_s : 0,
-            .window_start = r->window_start,
-            .window_end = r->window_end,
-            .cpu_cores = x->cpu_cores,
-            .no_overlap = !combo->overlap,
-            .concurrent = combo->gpu_sharing == NX_GPU_CONCURRENT,
-        };
+        nx_backend_cfg bc;
+        nx_backend_cfg_fill(&bc, &r->cat, g);
         nx_backend_init(&r->be[g], env, &bc);
     }
     r->fe = nx_calloc((size_t)r->nf, sizeof(nx_frontend));
     for (int f = 0; f < r->nf; f++) {
-        nx_frontend_cfg fc = {
-            .index = f,
-            .node = 1 + r->ng + f,
-            .sessions = r->sess,
-            .nsess = r->ns,
-            .apps = x->apps,
-            .napps = x->napps,
-            .app_sess = r->app_sess,
-            .fanout_trace = x->has_trace ? x->trace.trace.size : NULL,
-            .nfanout_trace = x->has_trace && x->trace.trace.size ? x->trace.trace.n : 0,
-            .ngpu = r->ng,
-            .lb = lb,
-            .seed = o->seed * 1000003u + (uint64_t)f,
-            .beacon_s = x->sched.beacon_s,
-            .report_s = x->sched.report_s,
-            .on_done = on_done,
-            .on_done_ctx = r,
-            .central = bops->central,
-            .multiplier = x->sched.profile_multiplier,
-            .net_ns = NX_US(x->net_delay_us + x->net_jitter_us),
-            .dispatch_slack_ns = NX_US(x->batch.dispatch_slack_us),
-        };
+        nx_frontend_cfg fc;
+        nx_frontend_cfg_fill(&fc, &r->cat, f, 1 + r->ng + f, r->ng);
+        fc.on_done = on_done;
+        fc.on_done_ctx = r;
         nx_frontend_init(&r->fe[f], env, &fc);
     }
-    nx_scheduler_cfg sc = {
-        .sessions = r->sess,
-        .nsess = r->ns,
-        .ngpu = r->ng,
-        .nfrontends = r->nf,
-        .first_frontend_node = 1 + r->ng,
-        .gpu_mem_mb = x->gpu_mem_mb,
-        .net_allowance_us = 2 * (x->net_delay_us + x->net_jitter_us),
-        .placement = place,
-        .p = x->sched,
-        .apps = x->apps,
-        .napps = x->napps,
-        .app_sess = r->app_sess,
-        .split = strcmp(combo->split, "even") == 0 ? NX_SPLIT_EVEN : NX_SPLIT_DP,
-        .keepalive_timeout_s = x->sched.keepalive_timeout_s,
-        .on_epoch = on_epoch,
-        .on_epoch_ctx = r,
-    };
+    nx_scheduler_cfg sc;
+    nx_scheduler_cfg_fill(&sc, &r->cat, r->ng, r->nf, 1 + r->ng);
+    sc.on_epoch = on_epoch;
+    sc.on_epoch_ctx = r;
     nx_scheduler_init(&r->sched, env, &sc);
-    int rc = combo->gpu_sharing == NX_GPU_CONCURRENT ? setup_sharing(r, eb) : 0;
+    rc = combo->gpu_sharing == NX_GPU_CONCURRENT ? setup_sharing(r, eb) : 0;
     if (rc < 0) {
         /* the message is set */
     } else if ((rc = nx_scheduler_start(&r->sched)) < 0) {
-        nx_err_set(eb, rc, "%s: placement '%s' failed: %s", x->path, place->name,
+        nx_err_set(eb, rc, "%s: placement '%s' failed: %s", x->path, pol.placement->name,
                    nx_strerror(rc));
     } else {
         for (int f = 0; f < r->nf; f++)
@@ -748,10 +365,10 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         for (int g = 0; g < r->ng; g++)
             nx_backend_start(&r->be[g]);
         start_failures(r);
-        start_generators(r);
+        start_arrivals(r);
 
         /* run: arrivals until `duration`, then drain */
-        nx_time hard_end = r->end_arrivals + NX_US(2 * max_slo_us) + NX_SEC(1);
+        nx_time hard_end = r->end_arrivals + NX_US(2 * r->cat.max_slo_us) + NX_SEC(1);
         uint64_t k = 0;
         for (;;) {
             if (r->sim.now >= r->end_arrivals && r->done == r->nreqs)
@@ -775,7 +392,8 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
             res->failed_over += r->fe[f].failed_over;
         }
         res->splits = r->sched.splits;
-        res->sessions = r->sess;
+        res->sessions = r->cat.sess; /* taken over */
+        r->cat.sess = NULL;
         res->nsess = r->ns;
         res->triggers = r->sched.triggers;
         nx_plan_init(&res->final_plan, r->ng, r->ns);
@@ -800,34 +418,14 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
         nx_backend_free(&r->be[g]);
     free(r->fe);
     free(r->be);
-    free(r->app_sess);
-    if (res->sessions != r->sess)
-        free(r->sess);
-    free(r->gens);
+    nx_catalog_free(&r->cat);
+    nx_arrivals_free(&r->arr);
     free(r->fails);
     free(r->ifx);
-    free(r->trace_apps);
-    free(r->trace_cdf);
     for (size_t c = 0; c < r->nchunks; c++)
         free(r->chunks[c]);
     free(r->chunks);
     nx_sim_free(&r->sim);
-    gsl_rng_free(r->wrng);
     free(r);
     return rc;
-}
-
-void nx_run_result_free(nx_run_result *r)
-{
-    free(r->util);
-    for (int k = 0; k < r->ntimeline; k++)
-        free(r->timeline[k].slo_ms);
-    free(r->timeline);
-    free(r->sessions);
-    free(r->apps);
-    free(r->lat_sorted);
-    free(r->reqs);
-    if (r->final_plan.gpu)
-        nx_plan_free(&r->final_plan);
-    memset(r, 0, sizeof *r);
 }

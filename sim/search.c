@@ -11,6 +11,7 @@
  * tightly packed plan can fail at a low rate and pass at a higher one that
  * fills whole GPUs). If hi still passes, the result is flagged as capped. */
 #include "search.h"
+#include "run.h"
 
 #include <stdio.h>
 #include <stdlib.h>

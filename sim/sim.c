@@ -4,52 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <gsl/gsl_randist.h>
-
-static inline bool before(const nx_event *a, const nx_event *b)
-{
-    return a->time < b->time || (a->time == b->time && a->seq < b->seq);
-}
-
-static void heap_push(nx_sim *s, nx_event *ev)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->heap = nx_realloc(s->heap, sizeof(nx_event *) * s->cap);
-    }
-    size_t i = s->n++;
-    nx_event **h = s->heap;
-    while (i > 0) {
-        size_t p = (i - 1) >> 1;
-        if (!before(ev, h[p]))
-            break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = ev;
-}
-
-static nx_event *heap_pop(nx_sim *s)
-{
-    nx_event **h = s->heap;
-    nx_event *top = h[0];
-    nx_event *last = h[--s->n];
-    size_t n = s->n, i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(h[c + 1], h[c]))
-            c++;
-        if (!before(h[c], last))
-            break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (n > 0)
-        h[i] = last;
-    return top;
-}
+#include "latency.h"
 
 static void fifo_push(nx_sim *s, nx_event *ev)
 {
@@ -77,7 +32,7 @@ static void env_at(nx_env *e, nx_event *ev)
     nx_sim *s = (nx_sim *)e;
     NX_ASSERT(ev->time >= s->now);
     ev->seq = s->seq++;
-    heap_push(s, ev);
+    nx_heap_push(&s->heap, ev);
 }
 
 static void deliver(nx_event *ev)
@@ -97,7 +52,7 @@ static void env_send(nx_env *e, int dst, nx_msg *m)
     if (s->net_jitter > 0) {
         m->ev.time = s->now + s->net_delay +
                      (nx_time)(gsl_rng_uniform(s->rng) * (double)s->net_jitter);
-        heap_push(s, &m->ev);
+        nx_heap_push(&s->heap, &m->ev);
     } else {
         m->ev.time = s->now + s->net_delay;
         fifo_push(s, &m->ev);
@@ -106,15 +61,7 @@ static void env_send(nx_env *e, int dst, nx_msg *m)
 
 nx_time nx_sim_batch_latency(nx_sim *s, const nx_profile *p, int b)
 {
-    NX_ASSERT(b >= 1 && b <= p->max_batch);
-    double mean = p->mean_us[b], sd = p->std_us[b];
-    double us = mean;
-    if (sd > 0) {
-        double k = (mean / sd) * (mean / sd);
-        us = gsl_ran_gamma(s->rng, k, sd * sd / mean);
-    }
-    nx_time t = NX_US(us);
-    return t > 0 ? t : 1;
+    return nx_latency_draw(p, b, s->rng);
 }
 
 /* ---- processor-sharing GPUs (nx_sim_share) ------------------------------------------ */
@@ -192,7 +139,7 @@ static void ps_arm(nx_ps_gpu *g)
     free_tick->armed = true;
     free_tick->ev.time = due;
     free_tick->ev.seq = s->seq++;
-    heap_push(s, &free_tick->ev);
+    nx_heap_push(&s->heap, &free_tick->ev);
 }
 
 /* Batches whose work is done (less than 1 ns left) leave, in the order they
@@ -211,7 +158,7 @@ static void ps_tick_fire(nx_event *ev)
             j->b->latency = s->now - j->b->start;
             j->b->ev.time = s->now;
             j->b->ev.seq = s->seq++;
-            heap_push(s, &j->b->ev);
+            nx_heap_push(&s->heap, &j->b->ev);
         } else {
             g->jobs[kept++] = *j;
         }
@@ -259,7 +206,7 @@ static void env_gpu_run(nx_env *e, nx_batch *b)
     }
     b->ev.time = s->now + b->latency;
     b->ev.seq = s->seq++;
-    heap_push(s, &b->ev);
+    nx_heap_push(&s->heap, &b->ev);
 }
 
 static const nx_env_ops sim_ops = {
@@ -292,7 +239,7 @@ void nx_sim_free(nx_sim *s)
         free(s->ps[i].jobs);
     }
     free(s->ps);
-    free(s->heap);
+    nx_heap_free(&s->heap);
     free(s->fifo);
     gsl_rng_free(s->rng);
     memset(s, 0, sizeof *s);
@@ -300,13 +247,13 @@ void nx_sim_free(nx_sim *s)
 
 bool nx_sim_step(nx_sim *s, nx_time until)
 {
-    nx_event *h = s->n ? s->heap[0] : NULL;
+    nx_event *h = nx_heap_top(&s->heap);
     nx_event *f = s->flen ? s->fifo[s->fhead] : NULL;
     nx_event *ev;
-    if (h && (!f || before(h, f))) {
+    if (h && (!f || nx_event_before(h, f))) {
         if (h->time > until)
             return false;
-        ev = heap_pop(s);
+        ev = nx_heap_pop(&s->heap);
     } else if (f) {
         if (f->time > until)
             return false;
@@ -324,14 +271,14 @@ bool nx_sim_step(nx_sim *s, nx_time until)
 
 void nx_sim_discard(nx_sim *s, void (*fn)(void *ctx, nx_msg *m), void *ctx)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->heap[i]->fn == deliver)
-            fn(ctx, NX_CONTAINER_OF(s->heap[i], nx_msg, ev));
+    for (size_t i = 0; i < s->heap.n; i++)
+        if (s->heap.a[i]->fn == deliver)
+            fn(ctx, NX_CONTAINER_OF(s->heap.a[i], nx_msg, ev));
     for (size_t i = 0; i < s->flen; i++) {
         nx_event *ev = s->fifo[(s->fhead + i) % s->fcap];
         if (ev->fn == deliver)
             fn(ctx, NX_CONTAINER_OF(ev, nx_msg, ev));
     }
-    s->n = 0;
+    s->heap.n = 0;
     s->flen = 0;
 }

@@ -17,6 +17,7 @@
 #define NX_SIM_H
 
 #include "env.h"
+#include "heap.h"
 #include <gsl/gsl_rng.h>
 
 typedef void (*nx_deliver_fn)(void *ctx, int dst, nx_msg *m);
@@ -29,8 +30,7 @@ typedef struct nx_sim {
     nx_env env;
     nx_time now;
     uint64_t seq;
-    nx_event **heap;
-    size_t n, cap;
+    nx_heap heap;             /* engine/heap.h */
     nx_event **fifo;          /* constant-delay messages, due in order */
     size_t fhead, flen, fcap;
     nx_time net_delay;

@@ -15,6 +15,9 @@
 #include "run.h"
 #include "search.h"
 #include "sim.h"
+#include "catalog.h"
+#include "policies.h"
+#include "workload.h"
 #include "testutil.h"
 
 /* ---- event ordering --------------------------------------------------------- */
@@ -370,6 +373,112 @@ static void test_trace_replay(void)
     x.trace.rate_scale = 3;
     CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
     CU_ASSERT_EQUAL(r.total_requests, 3 * ntrace);
+    nx_run_result_free(&r);
+    nx_experiment_free(&x);
+    nx_modeldb_free(&db);
+    free(exp);
+    nx_tu_rmdir(d);
+}
+
+/* ---- engine/workload + engine/catalog: what the real daemons take instead of a run -----
+ *
+ * Every workload kind at once (Poisson, Gamma, uniform, piecewise, a Zipf-mapped
+ * trace): the arrival iterator must give exactly the queries nx_run() submits
+ * (time and app, in order), and the catalog exactly its sessions. The hash must
+ * follow what the cfg_fill functions take from the experiment. */
+static void test_workload_and_catalog(void)
+{
+    char *d = nx_tu_tmpdir();
+    char pdir[512], csv[64 * 1024];
+    snprintf(pdir, sizeof pdir, "%s/profiles", d);
+    CU_ASSERT_EQUAL_FATAL(mkdir(pdir, 0755), 0);
+    write_linear_profile(pdir, "m", 0.5, 5, 64);
+    size_t off = (size_t)snprintf(csv, sizeof csv, "time_s\n");
+    for (int i = 0; i < 2000; i++) /* 200/s, bunched in pairs */
+        off += (size_t)snprintf(csv + off, sizeof csv - off, "%.6f\n", (i / 2) * 0.01 + (i % 2) * 1e-4);
+    free(nx_tu_write(d, "t.csv", csv));
+    char *exp = nx_tu_write(d, "e.yml",
+        "name: wl\ncluster: {gpus: 4, profiles: profiles}\n"
+        "apps:\n"
+        "  - {name: p, model: m, slo_ms: 100, workload: {type: poisson, rate: 150}}\n"
+        "  - {name: g, model: m, slo_ms: 80, workload: {type: gamma, rate: 100, cv: 2}}\n"
+        "  - {name: u, model: m, slo_ms: 100, workload: {type: uniform, rate: 50}}\n"
+        "  - {name: s, model: m, slo_ms: 100, workload: {type: piecewise, steps: [{at_s: 0, rate: 40}, {at_s: 3, rate: 120}]}}\n"
+        "  - {name: t1, model: m, slo_ms: 100, workload: {type: trace}}\n"
+        "  - {name: t2, model: m, slo_ms: 100, workload: {type: trace}}\n"
+        "trace: {file: t.csv, map: zipf, zipf_s: 1.0, rate_scale: 1.5, loop: true}\n"
+        "policies: [{name: nexus}]\n"
+        "run: {duration_s: 8, warmup_s: 1, seed: 3}\n");
+    nx_experiment x;
+    nx_modeldb db;
+    CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
+    nx_run_result r;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    nx_run_opts o = {.scale = 1.3, .seed = 7, .keep_requests = true};
+    CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+    /* (150 + 100 + 50 + 40..120 + 1.5 x 200) x 1.3 x 8 s: thousands of queries */
+    CU_ASSERT(r.nreqs > 5000);
+
+    nx_arrivals a;
+    nx_arrivals_init(&a, &x, 1.3, 7);
+    size_t n = 0, wrong = 0;
+    int seen[6] = {0};
+    nx_time t;
+    int app;
+    while (nx_arrivals_next(&a, &t, &app)) {
+        if (n < r.nreqs && (r.reqs[n].arrival != t || r.reqs[n].app != app))
+            wrong++;
+        if (app >= 0 && app < 6)
+            seen[app]++;
+        n++;
+    }
+    nx_arrivals_free(&a);
+    CU_ASSERT_EQUAL(n, r.nreqs);
+    CU_ASSERT_EQUAL(wrong, 0);
+    for (int i = 0; i < 6; i++)
+        CU_ASSERT(seen[i] > 50); /* every generator ran, both trace apps got their share */
+    CU_ASSERT(seen[4] > seen[5]); /* Zipf: the first trace app gets twice the second's */
+
+    nx_policy_set pol;
+    CU_ASSERT_EQUAL_FATAL(nx_policies_resolve(&x.combos[0], x.path, &pol, &eb), 0);
+    nx_catalog c;
+    nx_catalog_init(&c, &x, &x.combos[0], &pol, 1.3, 7);
+    CU_ASSERT_EQUAL_FATAL(c.nsess, r.nsess);
+    for (int i = 0; i < c.nsess; i++) {
+        CU_ASSERT_STRING_EQUAL(c.sess[i].name, r.sessions[i].name);
+        CU_ASSERT_DOUBLE_EQUAL(c.sess[i].est_rate, r.sessions[i].est_rate, 0);
+        CU_ASSERT_DOUBLE_EQUAL(c.sess[i].slo_us, r.sessions[i].slo_us, 0);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(c.sess[0].est_rate, 150 * 1.3, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.sess[3].est_rate, 40 * 1.3, 1e-9); /* the first step */
+    CU_ASSERT_EQUAL(c.nfrontends, 6);
+    CU_ASSERT_DOUBLE_EQUAL(c.max_slo_us, 100000, 0);
+    nx_frontend_cfg fc;
+    nx_frontend_cfg_fill(&fc, &c, 2, 9, 4);
+    CU_ASSERT_EQUAL(fc.dispatch_slack_ns, NX_US(x.batch.dispatch_slack_us));
+    CU_ASSERT_EQUAL(fc.seed, 7 * 1000003u + 2);
+    CU_ASSERT_EQUAL(fc.node, 9);
+    nx_backend_cfg bc;
+    nx_backend_cfg_fill(&bc, &c, 3);
+    CU_ASSERT_EQUAL(bc.window_start, NX_SEC(1));
+    CU_ASSERT_EQUAL(bc.window_end, NX_SEC(8));
+    uint64_t h = c.hash;
+    nx_catalog_free(&c);
+    /* the same inputs, the same hash; a tuning the configs carry, another */
+    nx_catalog_init(&c, &x, &x.combos[0], &pol, 1.3, 99);
+    CU_ASSERT_EQUAL(c.hash, h); /* the seed is each node's own */
+    nx_catalog_free(&c);
+    x.batch.dispatch_slack_us += 1;
+    nx_catalog_init(&c, &x, &x.combos[0], &pol, 1.3, 7);
+    CU_ASSERT_NOT_EQUAL(c.hash, h);
+    nx_catalog_free(&c);
+    x.batch.dispatch_slack_us -= 1;
+    x.sched.beacon_s *= 2;
+    nx_catalog_init(&c, &x, &x.combos[0], &pol, 1.3, 7);
+    CU_ASSERT_NOT_EQUAL(c.hash, h);
+    nx_catalog_free(&c);
+
     nx_run_result_free(&r);
     nx_experiment_free(&x);
     nx_modeldb_free(&db);
@@ -780,6 +889,8 @@ int main(void)
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);
     CU_add_test(s, "trace replay: nexus-tracegen -> trace workload", test_trace_replay);
+    CU_add_test(s, "workload iterator = the run's queries; catalog = its sessions; hash",
+                test_workload_and_catalog);
     CU_add_test(s, "DAG app: a fan-out change re-splits the SLO", test_fanout_change_resplits);
     CU_add_test(s, "prefix batching beats separate models (Fig. 15)", test_prefix_batching);
     CU_add_test(s, "a backend dies: re-plan, retries, nothing lost", test_backend_failure);

@@ -40,7 +40,7 @@ static void bench_heap(void)
     }
     double t0 = now_s();
     for (int i = 0; i < PAIRS; i++) {
-        nx_event *e = s.heap[0];
+        nx_event *e = nx_heap_top(&s.heap);
         nx_sim_step(&s, NX_TIME_NEVER);
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         nx_at(&s.env, e, s.now + (nx_time)(x % 1000000));

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "catalog.h"
+#include "setup.h"
 #include "daemon.h"
 #include "exec.h"
 #include "link.h"
@@ -72,7 +72,7 @@ struct be {
     nx_loop *loop;
     nx_rpc *rpc;
     nx_renv env;
-    nx_catalog cat;
+    nx_setup setup;
     nx_backend engine;
     bool engine_on;
     int slot;
@@ -259,7 +259,7 @@ static void serve_msg(nx_rpc_call *c, ProtobufCMessage *pm)
             continue;
         }
         breq *q = req_new(b, st, in->id);
-        if (!b->engine_on || in->session < 0 || in->session >= b->cat.nsess) {
+        if (!b->engine_on || in->session < 0 || in->session >= b->setup.cat.nsess) {
             q->status = !b->engine_on ? NEXUS__REPLY_STATUS__REPLY_REJECTED
                                       : NEXUS__REPLY_STATUS__REPLY_BAD_REQUEST;
             b->bad += b->engine_on;
@@ -274,7 +274,7 @@ static void serve_msg(nx_rpc_call *c, ProtobufCMessage *pm)
             qb->queries[i]->input.len = 0;
         }
         nx_time slack = in->slack_ns;
-        nx_time max_slack = NX_US(4 * b->cat.max_slo_us) + NX_SEC(1);
+        nx_time max_slack = NX_US(4 * b->setup.cat.max_slo_us) + NX_SEC(1);
         if (slack > max_slack) /* a silly slack must not keep a request forever */
             slack = max_slack;
         q->r.id = b->next_id++;
@@ -353,7 +353,7 @@ static void exec_done(void *ctx, nx_batch *bt, nx_time exec_ns)
     for (int i = 0; i < bt->size; i++)
         NX_CONTAINER_OF(bt->reqs[i], breq, r)->exec = exec_ns;
     b->busy_ns += exec_ns;
-    if (bt->session >= 0 && bt->session < b->cat.nsess)
+    if (bt->session >= 0 && bt->session < b->setup.cat.nsess)
         b->m_batches[bt->session]++;
     bt->latency = exec_ns;
     bt->ev.fn(&bt->ev); /* the engine's batch_done: replies, next batch */
@@ -404,18 +404,16 @@ static void send_keepalive(be *b)
 
 static void start_engine(be *b)
 {
-    nx_backend_cfg bc = {
-        .gpu = b->slot,
-        .sessions = b->cat.sess,
-        .nsess = b->cat.nsess,
-        .batching = b->cat.batching,
-        .bp = &b->cat.x.batch,
-        .multiplier = b->cat.x.sched.profile_multiplier,
-        .reply_ns = NX_US(b->cat.x.net_delay_us + b->cat.x.net_jitter_us),
-        .keepalive_s = b->keepalive_s,
-        .window_start = 0,
-        .window_end = NX_TIME_NEVER,
-    };
+    nx_backend_cfg bc;
+    nx_backend_cfg_fill(&bc, &b->setup.cat, b->slot);
+    bc.keepalive_s = b->keepalive_s; /* the period the scheduler announced */
+    bc.window_start = 0;             /* utilisation over the daemon's life */
+    bc.window_end = NX_TIME_NEVER;
+    /* the simulator's models of the node's cores and of concurrent GPU sharing stay
+     * there: here an executor runs one batch at a time on a host's real cores */
+    bc.cpu_cores = 0;
+    bc.no_overlap = false;
+    bc.concurrent = false;
     nx_backend_init(&b->engine, &b->env.env, &bc);
     nx_backend_start(&b->engine); /* its keep-alive timer */
     b->engine_on = true;
@@ -452,7 +450,7 @@ static void on_sched_msg(void *ctx, const Nexus__SchedMsg *m)
     if (m->msg_case != NEXUS__SCHED_MSG__MSG_TABLE)
         return;
     nx_table_msg *t;
-    if (nx_wire_table_from(m->table, b->cat.sess, b->cat.nsess, &t, why, sizeof why) < 0) {
+    if (nx_wire_table_from(m->table, b->setup.cat.sess, b->setup.cat.nsess, &t, why, sizeof why) < 0) {
         nx_log(b->who, "bad model table ignored: %s", why);
         return;
     }
@@ -475,7 +473,7 @@ static void on_refused(void *ctx, const char *why)
 static void count_reply(be *b, const breq *q, int status)
 {
     int s = q->r.session;
-    if (s < 0 || s >= b->cat.nsess)
+    if (s < 0 || s >= b->setup.cat.nsess)
         return; /* a request for no session: counted in b->bad */
     if (status == NEXUS__REPLY_STATUS__REPLY_OK) {
         b->m_ok[s]++;
@@ -507,13 +505,13 @@ static void metrics(void *ctx, nx_prom *p)
     };
     for (int k = 0; k < 6; k++) {
         nx_prom_family(p, fam[k].name, fam[k].type, fam[k].help);
-        for (int s = 0; s < b->cat.nsess; s++) {
+        for (int s = 0; s < b->setup.cat.nsess; s++) {
             double v = k == 0 || k == 2 ? (double)b->m_ok[s]
                      : k == 1           ? (double)(b->m_dropped[s] + b->m_bad[s])
                      : k == 3           ? (double)b->m_batches[s]
                      : k == 4           ? b->m_queue_us[s]
                                         : b->m_compute_us[s];
-            nx_prom_sample(p, fam[k].name, v, "model", b->cat.sess[s].name, "version", "1");
+            nx_prom_sample(p, fam[k].name, v, "model", b->setup.cat.sess[s].name, "version", "1");
         }
     }
     char uuid[96];
@@ -522,7 +520,7 @@ static void metrics(void *ctx, nx_prom *p)
                    "GPU (executor) busy fraction over the last keep-alive period, 0.0 - 1.0.");
     nx_prom_sample(p, "nv_gpu_utilization", b->util, "gpu_uuid", uuid, NULL, NULL);
     uint64_t dropped = 0, bad = b->bad;
-    for (int s = 0; s < b->cat.nsess; s++) {
+    for (int s = 0; s < b->setup.cat.nsess; s++) {
         dropped += b->m_dropped[s];
         bad += b->m_bad[s];
     }
@@ -659,14 +657,14 @@ int main(int argc, char **argv)
     nx_rpc_cfg rcfg;
     int rc = nx_serve_load(&so, &rcfg, &eb);
     if (rc == 0)
-        rc = nx_daemon_open(&b->loop, &b->cat, &b->rpc, path, policy, scale, &rcfg, &eb);
+        rc = nx_daemon_open(&b->loop, &b->setup, &b->rpc, path, policy, scale, &rcfg, &eb);
     if (rc == 0) {
         nx_bexec_cfg xc = {
-            .cat = &b->cat,
+            .cat = &b->setup.cat,
             .loop = b->loop,
             .models = models,
             .device = (int)gpu,
-            .seed = seed >= 0 ? (uint64_t)seed : b->cat.x.seed * 7919 + (uint64_t)(slot + 1),
+            .seed = seed >= 0 ? (uint64_t)seed : b->setup.x.seed * 7919 + (uint64_t)(slot + 1),
             .done = exec_done,
             .ctx = b,
         };
@@ -677,13 +675,13 @@ int main(int argc, char **argv)
         if (b->loop) { /* the executor failed: gRPC is up, with nothing to shut down */
             nx_rpc_shutdown(b->rpc, rpc_down, b);
             nx_loop_run(b->loop);
-            nx_daemon_close(b->loop, &b->cat, b->rpc);
+            nx_daemon_close(b->loop, &b->setup, b->rpc);
         }
         nx_serve_free(&so);
         free(b);
         return 1;
     }
-    size_t ns = (size_t)b->cat.nsess;
+    size_t ns = (size_t)b->setup.cat.nsess;
     b->m_ok = nx_calloc(ns, sizeof *b->m_ok);
     b->m_dropped = nx_calloc(ns, sizeof *b->m_dropped);
     b->m_bad = nx_calloc(ns, sizeof *b->m_bad);
@@ -719,7 +717,7 @@ int main(int argc, char **argv)
         nx_link_cfg lc = {
             .who = b->who,
             .kind = NEXUS__NODE_KIND__NODE_BACKEND,
-            .cat = &b->cat,
+            .cat = &b->setup.cat,
             .sched_addr = sched,
             .data_addr = b->data_addr,
             .executor = xname,
@@ -771,7 +769,7 @@ int main(int argc, char **argv)
     free(b->m_queue_us);
     free(b->m_compute_us);
     nx_serving_free(&b->sv);
-    nx_daemon_close(b->loop, &b->cat, b->rpc);
+    nx_daemon_close(b->loop, &b->setup, b->rpc);
     nx_serve_free(&so);
     int code = rc < 0 ? 1 : b->exit_code;
     free(b);

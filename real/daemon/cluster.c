@@ -17,8 +17,9 @@
  * here, when its stream ends; the simulator's backends die silently and are
  * found by the keep-alive timeout).
  *
- * Writes DIR/summary.json, DIR/requests.csv (as nexus-sim) and DIR/real.json
- * (simulated against real figures, failures, kill-to-detection and
+ * Writes DIR/summary.json, DIR/requests.csv (as nexus-sim), DIR/sim/ (the
+ * simulator's prediction: nexus-sim run as a process on the same queries,
+ * unless --no-predict) and DIR/real.json (failures, kill-to-detection and
  * kill-to-re-plan times). Children get PR_SET_PDEATHSIG, so none outlives a
  * killed nexus-cluster. */
 #include <errno.h>
@@ -40,6 +41,7 @@
 #include "loadgen.h"
 #include "report.h"
 #include "serve.h"
+#include "setup.h"
 #include "util.h"
 
 #define MAX_CHILDREN 80
@@ -90,7 +92,7 @@ struct cl {
     int nsv_args, nsv_names;
     nx_rpc_cfg rpc_cfg;        /* the same for this program's own calls */
     int payload;
-    bool quiet, requests;
+    bool quiet, requests, predict;
     child ch[MAX_CHILDREN];
     int nch;
     child *sched;
@@ -597,7 +599,7 @@ static int run_combo(cl *c, nx_loadgen_result *res, nx_errbuf *eb)
             }
             nx_loadgen_opts lo = {
                 .cat = c->cat,
-                .seed = c->seed >= 0 ? (uint64_t)c->seed : c->cat->x.seed,
+                .seed = c->seed >= 0 ? (uint64_t)c->seed : c->cat->x->seed,
                 .loop = c->loop,
                 .frontends = addrs,
                 .nfrontends = c->nf,
@@ -667,6 +669,59 @@ static int parse_hook(cl *c, const char *what, const char *s, bool frontend)
     return 0;
 }
 
+/* The simulator's prediction of the same queries: nexus-sim (beside the
+ * daemons) on the same experiment, policy, seed and scale, into DIR/sim/ — a
+ * process of its own, as real mode never links the simulator. Its table goes
+ * to stdout unless --quiet. */
+static int predict(cl *c, const char *policy, uint64_t seed, nx_errbuf *eb)
+{
+    char sim[PATH_MAX + 16], out[1100], seeds[32], scale[64];
+    snprintf(sim, sizeof sim, "%s/nexus-sim", c->bin);
+    snprintf(out, sizeof out, "%s/sim", c->out);
+    snprintf(seeds, sizeof seeds, "%llu", (unsigned long long)seed);
+    snprintf(scale, sizeof scale, "%.17g", c->scale);
+    char *argv[16];
+    int n = 0;
+    argv[n++] = sim;
+    argv[n++] = (char *)c->path;
+    argv[n++] = "--out";
+    argv[n++] = out;
+    argv[n++] = "--seed";
+    argv[n++] = seeds;
+    argv[n++] = "--scale";
+    argv[n++] = scale;
+    if (!c->requests)
+        argv[n++] = "--no-requests";
+    if (c->quiet)
+        argv[n++] = "--quiet";
+    if (policy) {
+        argv[n++] = "--policy";
+        argv[n++] = (char *)policy;
+    }
+    argv[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_signals();
+        execv(argv[0], argv);
+        fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (pid < 0) {
+        nx_err_set(eb, NX_ERR_IO, "fork: %s", strerror(errno));
+        return NX_ERR_IO;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        nx_err_set(eb, NX_ERR_IO, "the prediction (%s) failed (status %d); --no-predict skips it",
+                   sim, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return NX_ERR_IO;
+    }
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -710,6 +765,8 @@ static void usage(FILE *f)
             "                         --help; --metrics wants port 0); this program's own calls\n"
             "                         use the TLS options and the token too\n"
             "  --no-requests          do not write requests.csv\n"
+            "  --no-predict           no simulator prediction (by default nexus-sim runs the\n"
+            "                         same queries into DIR/sim/)\n"
             "  --quiet                no progress line, no table\n"
             "  --help                 this text\n");
 }
@@ -726,6 +783,7 @@ int main(int argc, char **argv)
     c->payload = 16;
     c->ready_timeout = 30;
     c->requests = true;
+    c->predict = true;
     const char *policy = NULL, *bin = NULL;
     static const struct option opts[] = {
         {"out", 1, 0, 'o'}, {"policy", 1, 0, 'p'}, {"backends", 1, 0, 'b'},
@@ -736,8 +794,8 @@ int main(int argc, char **argv)
         {"restart-frontend", 1, 0, 'r' + 256}, {"stop-backend", 1, 0, 'T'}, {"cont-backend", 1, 0, 'C'},
         {"run", 1, 0, 'c'}, {"ready-timeout", 1, 0, 'r'}, {"bin", 1, 0, 'B'},
         {"no-requests", 0, 0, 'N'}, {"quiet", 0, 0, 'q'}, {"backend-arg", 1, 0, 'A'},
-        {"frontend-arg", 1, 0, 'F'}, {"scheduler-arg", 1, 0, 'G'}, {"help", 0, 0, 'h'},
-        NX_SERVE_LONGOPTS, {0, 0, 0, 0},
+        {"frontend-arg", 1, 0, 'F'}, {"scheduler-arg", 1, 0, 'G'}, {"no-predict", 0, 0, 'P'},
+        {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
     int o;
     long v;
@@ -772,6 +830,7 @@ int main(int argc, char **argv)
         case 'r': bad = nx_cli_double(c->prog, "--ready-timeout", optarg, 0.1, 3600, &c->ready_timeout); break;
         case 'B': bin = optarg; break;
         case 'N': c->requests = false; break;
+        case 'P': c->predict = false; break;
         case 'A':
         case 'F':
         case 'G': {
@@ -829,10 +888,10 @@ int main(int argc, char **argv)
     int rc = nx_serve_load(&so, &c->rpc_cfg, &eb);
     if (rc == 0)
         rc = nx_loop_init(&c->loop, &eb); /* first: it sets the threads' signal mask */
-    nx_catalog probe;
+    nx_setup probe;
     memset(&probe, 0, sizeof probe);
     if (rc == 0)
-        rc = nx_catalog_load(&probe, c->path, policy, c->scale, &eb);
+        rc = nx_setup_load(&probe, c->path, policy, c->scale, &eb);
     int ncombo = 0;
     const nx_combo **combos = NULL;
     if (rc == 0) {
@@ -861,15 +920,15 @@ int main(int argc, char **argv)
             rc = NX_ERR_INVAL;
     }
     nx_loop_on_signal(c->loop, on_signal, c);
-    nx_catalog *cats = nx_calloc((size_t)ncombo + 1, sizeof *cats);
+    nx_setup *cats = nx_calloc((size_t)ncombo + 1, sizeof *cats);
     nx_loadgen_result *res = nx_calloc((size_t)ncombo + 1, sizeof *res);
     nx_combo_report *reps = nx_calloc((size_t)ncombo + 1, sizeof *reps);
     int done = 0;
     for (int k = 0; k < ncombo && rc == 0 && !c->interrupted; k++) {
-        rc = nx_catalog_load(&cats[k], c->path, combos[k]->name, c->scale, &eb);
+        rc = nx_setup_load(&cats[k], c->path, combos[k]->name, c->scale, &eb);
         if (rc < 0)
             break;
-        c->cat = &cats[k];
+        c->cat = &cats[k].cat;
         nx_log(c->prog, "policy '%s': %d backend(s), %d frontend(s)", combos[k]->name, c->nb,
                c->nf);
         rc = run_combo(c, &res[k], &eb);
@@ -880,23 +939,23 @@ int main(int argc, char **argv)
         const char *labels[64];
         int n = 0;
         for (int k = 0; k < done && k < 64; k++, n++) {
-            reps[k].combo = cats[k].combo;
+            reps[k].combo = cats[k].cat.combo;
             reps[k].run = res[k].run;
             rp[k] = &res[k];
-            labels[k] = cats[k].combo->name;
+            labels[k] = cats[k].cat.combo->name;
         }
         rc = nx_report_write(c->out, &probe.x, reps, n,
                              c->seed >= 0 ? (uint64_t)c->seed : probe.x.seed, c->requests, &eb);
         if (rc == 0)
-            rc = nx_loadgen_write_json(c->out, &probe, rp, labels, n, &eb);
+            rc = nx_loadgen_write_json(c->out, &probe.cat, rp, labels, n, &eb);
         if (rc == 0 && !c->quiet) {
             printf("%-16s %-5s %10s %10s %9s %9s %9s %7s %7s\n", "policy", "mode", "offered",
                    "goodput", "bad_rate", "p50_ms", "p99_ms", "lost", "gpus");
             for (int k = 0; k < n; k++)
-                for (int m = 0; m < 2; m++) {
-                    const nx_run_result *r = m ? &res[k].sim : &res[k].run;
+                {
+                    const nx_run_result *r = &res[k].run;
                     printf("%-16s %-5s %10.1f %10.1f %8.2f%% %9.2f %9.2f %7llu %7.2f\n",
-                           labels[k], m ? "sim" : "real", r->offered_rate, r->goodput,
+                           labels[k], "real", r->offered_rate, r->goodput,
                            100 * r->bad_rate, r->lat_p50_ms, r->lat_p99_ms,
                            (unsigned long long)r->unanswered, r->gpus_used_avg);
                 }
@@ -910,18 +969,25 @@ int main(int argc, char **argv)
                 }
             printf("wrote %s/summary.json and %s/real.json\n", c->out, c->out);
         }
+        if (rc == 0 && c->predict) {
+            if (!c->quiet)
+                printf("the simulator's prediction of the same queries (nexus-sim):\n");
+            rc = predict(c, policy, c->seed >= 0 ? (uint64_t)c->seed : probe.x.seed, &eb);
+            if (rc == 0 && !c->quiet)
+                printf("wrote %s/sim/summary.json\n", c->out);
+        }
     }
     if (rc < 0)
         fprintf(stderr, "%s: %s\n", c->prog, eb.msg[0] ? eb.msg : nx_strerror(rc));
     for (int k = 0; k < ncombo; k++) {
         nx_loadgen_result_free(&res[k]);
-        nx_catalog_free(&cats[k]);
+        nx_setup_free(&cats[k]);
     }
     free(res);
     free(reps);
     free(cats);
     free(combos);
-    nx_catalog_free(&probe);
+    nx_setup_free(&probe);
     nx_loop_free(c->loop);
     nx_serve_free(&so);
     bool intr = c->interrupted;

@@ -1,6 +1,6 @@
 /* exec_emulated.c — the emulated executor (see exec.h): a batch takes the
- * latency the simulator would draw for it (nx_sim_batch_latency on a private
- * simulator RNG, plus each suffix part's), waited out on a loop timer, so a
+ * latency the simulator would draw for it (engine/latency.h's nx_latency_draw
+ * on a private RNG, plus each suffix part's), waited out on a loop timer, so a
  * real cluster on machines without GPUs can be compared with its simulation.
  * Outputs are FP32 [sum of the input floats, their count]. */
 #include "exec.h"
@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim.h"
+#include "latency.h"
 
 typedef struct emu {
     nx_bexec_cfg cfg;
-    nx_sim rng;             /* only its RNG and latency model are used */
+    gsl_rng *rng;
     nx_event ev;
     nx_batch *b;
     nx_xreq *const *x;
@@ -54,9 +54,9 @@ static void emu_run(void *state, nx_batch *b, nx_xreq *const *x)
 {
     emu *e = state;
     NX_ASSERT(!e->b);
-    nx_time lat = nx_sim_batch_latency(&e->rng, b->prof, b->size);
+    nx_time lat = nx_latency_draw(b->prof, b->size, e->rng);
     for (int i = 0; i < b->nparts; i++) /* suffixes after the shared prefix */
-        lat += nx_sim_batch_latency(&e->rng, b->part_prof[i], b->part_n[i]);
+        lat += nx_latency_draw(b->part_prof[i], b->part_n[i], e->rng);
     e->b = b;
     e->x = x;
     e->want = lat;
@@ -71,7 +71,10 @@ static int emu_init(void **state, const nx_bexec_cfg *cfg, nx_errbuf *eb)
     (void)eb;
     emu *e = nx_calloc(1, sizeof *e);
     e->cfg = *cfg;
-    nx_sim_init(&e->rng, cfg->seed, 0, 0, NULL, NULL);
+    /* seeded as the simulator seeds its own (sim/sim.c) */
+    e->rng = gsl_rng_alloc(gsl_rng_mt19937);
+    NX_ASSERT(e->rng);
+    gsl_rng_set(e->rng, (unsigned long)(cfg->seed ^ 0x5bd1e995u));
     *state = e;
     return 0;
 }
@@ -83,7 +86,7 @@ static void emu_free(void *state)
         return;
     if (e->b)
         nx_loop_cancel(e->cfg.loop, &e->ev);
-    nx_sim_free(&e->rng);
+    gsl_rng_free(e->rng);
     free(e);
 }
 

@@ -23,6 +23,9 @@
  * (dropped), RESOURCE_EXHAUSTED (over --max-inflight queries, or rejected
  * by full backends), INVALID_ARGUMENT, NOT_FOUND.
  *
+ * The KServe service itself (request checks, metadata, the response and its
+ * parameters) is frontend_kserve.c; this file owns the queries.
+ *
  * Threads: the loop thread owns the engine, the streams and the tables; the
  * rpc poller only hands completions over. SIGTERM/SIGINT: answer every
  * pending query UNAVAILABLE, close the streams, shut gRPC down, exit 0. */
@@ -34,10 +37,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "catalog.h"
+#include "setup.h"
 #include "daemon.h"
 #include "frontend.h"
-#include "kserve.h"
+#include "frontend_kserve.h"
 #include "link.h"
 #include "renv.h"
 #include "rpc.h"
@@ -94,8 +97,9 @@ struct fe {
     nx_loop *loop;
     nx_rpc *rpc;
     nx_renv env;
-    nx_catalog cat;
+    nx_setup setup;
     nx_frontend engine;
+    nx_fe_kserve api;             /* the client API (frontend_kserve.c) */
     bool engine_on, ready, serving, stopping;
     int slot, maxb;
     /* queries */
@@ -535,14 +539,6 @@ static void on_backends(fe *f, const Nexus__Backends *bk)
 
 /* ---- queries ---------------------------------------------------------------------------------- */
 
-static Inference__InferParameter *iparam(Inference__InferParameter *p, int64_t v)
-{
-    inference__infer_parameter__init(p);
-    p->parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM;
-    p->int64_param = v;
-    return p;
-}
-
 static void fquery_release(fe *f, fquery *fq)
 {
     free(fq->in);
@@ -583,45 +579,13 @@ static void answer(fe *f, fquery *fq)
     f->m_request_us[fq->app] += (double)(q->finish - q->arrival) / 1e3;
     f->m_queue_us[fq->app] += (double)fq->queue_ns / 1e3;
     f->m_compute_us[fq->app] += (double)fq->exec_ns / 1e3;
-    const char *keys[] = {"nexus_gpu", "nexus_batch", "nexus_exec_us", "nexus_queue_us",
-                          "nexus_server_us", "nexus_calls"};
-    int64_t vals[] = {q->gpu, q->batch, fq->exec_ns / 1000, fq->queue_ns / 1000,
-                      (q->finish - q->arrival) / 1000, q->calls};
-    Inference__InferParameter pv[7];
-    Inference__ModelInferResponse__ParametersEntry pe[7], *pp[7];
-    for (int i = 0; i < 7; i++) {
-        inference__model_infer_response__parameters_entry__init(&pe[i]);
-        pp[i] = &pe[i];
-    }
-    inference__infer_parameter__init(&pv[0]);
-    pv[0].parameter_choice_case = INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_STRING_PARAM;
-    pv[0].string_param = good ? "ok" : "late";
-    pe[0].key = "nexus_status";
-    pe[0].value = &pv[0];
-    for (int i = 0; i < 6; i++) {
-        pe[i + 1].key = (char *)keys[i];
-        pe[i + 1].value = iparam(&pv[i + 1], vals[i]);
-    }
-    int64_t shape[2] = {1, (int64_t)(fq->nout / sizeof(float))};
-    Inference__ModelInferResponse__InferOutputTensor ot =
-        INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT;
-    ot.name = "OUTPUT0";
-    ot.datatype = "FP32";
-    ot.n_shape = 2;
-    ot.shape = shape;
-    Inference__ModelInferResponse__InferOutputTensor *otp = &ot;
-    ProtobufCBinaryData raw = {.len = fq->nout, .data = fq->out};
-    Inference__ModelInferResponse r = INFERENCE__MODEL_INFER_RESPONSE__INIT;
-    r.model_name = f->cat.x.apps[fq->app].name;
-    r.model_version = "1";
-    r.id = fq->id;
-    r.n_parameters = 7;
-    r.parameters = pp;
-    r.n_outputs = 1;
-    r.outputs = &otp;
-    r.n_raw_output_contents = 1;
-    r.raw_output_contents = &raw;
-    nx_rpc_reply(c, &r.base);
+    nx_fe_answer an = {
+        .app = fq->app, .id = fq->id, .good = good, .gpu = q->gpu, .batch = q->batch,
+        .exec_us = fq->exec_ns / 1000, .queue_us = fq->queue_ns / 1000,
+        .server_us = (q->finish - q->arrival) / 1000, .calls = q->calls,
+        .out = fq->out, .nout = fq->nout,
+    };
+    nx_fe_kserve_reply(&f->api, c, &an);
 }
 
 /* The engine's on_done: once per query. */
@@ -633,41 +597,41 @@ static void query_done(void *ctx, nx_query *q)
     fquery_release(f, fq);
 }
 
-static int app_of(fe *f, nx_rpc_call *c, const char *name, const char *version)
-{
-    int a = nx_catalog_app(&f->cat, name);
-    if (a < 0 || (version[0] && strcmp(version, "1") != 0)) {
-        char why[300];
-        snprintf(why, sizeof why, "%s '%.80s'%s%.20s is not served here (models: apps of '%s')",
-                 a < 0 ? "model" : "version", a < 0 ? name : version, a < 0 ? "" : " of ",
-                 a < 0 ? "" : name, f->cat.x.name);
-        nx_rpc_fail(c, NX_RPC_NOT_FOUND, why);
-        return -1;
-    }
-    return a;
-}
-
-static void model_infer(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
+/* The KServe service's hooks (frontend_kserve.c checked the request). */
+static bool fe_ready(void *ctx)
 {
     fe *f = ctx;
-    Inference__ModelInferRequest *rq = (Inference__ModelInferRequest *)pm;
-    int a = app_of(f, c, rq->model_name, rq->model_version);
-    if (a < 0)
-        return;
-    if (!f->ready || f->stopping) {
-        f->m_fail[a]++;
-        nx_rpc_fail(c, NX_RPC_UNAVAILABLE, "the frontend is not ready (no routes yet)");
-        return;
-    }
-    const uint8_t *data;
-    size_t len;
-    char why[200];
-    if (nx_kserve_input(rq, &data, &len, why, sizeof why) < 0) {
-        f->m_fail[a]++;
+    return nx_health_get(f->sv.health, "") == NX_HEALTH_SERVING;
+}
+
+static bool fe_accepting(void *ctx)
+{
+    fe *f = ctx;
+    return f->ready && !f->stopping;
+}
+
+static bool fe_app_routed(void *ctx, int a)
+{
+    fe *f = ctx;
+    for (int v = 0; v < f->setup.x.apps[a].nstages; v++)
+        if (f->engine.routes[f->setup.cat.app_sess[a] + v].n == 0)
+            return false;
+    return true;
+}
+
+static void fe_refused(void *ctx, int a, int code)
+{
+    fe *f = ctx;
+    f->m_fail[a]++;
+    if (code == NX_RPC_INVALID_ARGUMENT)
         f->drop_bad++;
-        nx_rpc_fail(c, NX_RPC_INVALID_ARGUMENT, why);
-        return;
-    }
+}
+
+static void fe_infer(void *ctx, nx_rpc_call *c, int a, const char *id, const uint8_t *data,
+                     size_t len)
+{
+    fe *f = ctx;
+    char why[200];
     if (!f->free_list) { /* bounded: reject, never queue without limit */
         f->m_fail[a]++;
         f->overload++;
@@ -684,7 +648,7 @@ static void model_infer(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     f->queries++;
     fq->call = c;
     fq->app = a;
-    snprintf(fq->id, sizeof fq->id, "%.64s", rq->id);
+    snprintf(fq->id, sizeof fq->id, "%.64s", id);
     if (len > 0) {
         fq->in = nx_malloc(len);
         memcpy(fq->in, data, len);
@@ -693,93 +657,6 @@ static void model_infer(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     fq->q.app = a;
     fq->q.id = f->next_qid++;
     nx_frontend_submit(&f->engine, &fq->q);
-}
-
-static void server_live(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
-{
-    (void)ctx;
-    (void)pm;
-    Inference__ServerLiveResponse r = INFERENCE__SERVER_LIVE_RESPONSE__INIT;
-    r.live = 1;
-    nx_rpc_reply(c, &r.base);
-}
-
-static void server_ready(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
-{
-    fe *f = ctx;
-    (void)pm;
-    Inference__ServerReadyResponse r = INFERENCE__SERVER_READY_RESPONSE__INIT;
-    r.ready = nx_health_get(f->sv.health, "") == NX_HEALTH_SERVING; /* the same answer */
-    nx_rpc_reply(c, &r.base);
-}
-
-static void server_metadata(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
-{
-    (void)ctx;
-    (void)pm;
-    Inference__ServerMetadataResponse r = INFERENCE__SERVER_METADATA_RESPONSE__INIT;
-    r.name = "nexus";
-    r.version = "1";
-    nx_rpc_reply(c, &r.base);
-}
-
-static void model_ready(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
-{
-    fe *f = ctx;
-    Inference__ModelReadyRequest *rq = (Inference__ModelReadyRequest *)pm;
-    int a = app_of(f, c, rq->name, rq->version);
-    if (a < 0)
-        return;
-    bool ready = nx_health_get(f->sv.health, "") == NX_HEALTH_SERVING;
-    for (int v = 0; ready && v < f->cat.x.apps[a].nstages; v++)
-        ready = f->engine.routes[f->cat.app_sess[a] + v].n > 0;
-    Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
-    r.ready = ready;
-    nx_rpc_reply(c, &r.base);
-}
-
-static void model_metadata(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
-{
-    fe *f = ctx;
-    Inference__ModelMetadataRequest *rq = (Inference__ModelMetadataRequest *)pm;
-    int a = app_of(f, c, rq->name, rq->version);
-    if (a < 0)
-        return;
-    const nx_profile *p = f->cat.sess[f->cat.app_sess[a]].prof;
-    int64_t ishape[9] = {-1, -1};
-    size_t ni = 2;
-    if (p->input_ndim > 0) {
-        ni = 1;
-        for (int i = 0; i < p->input_ndim && i < 8; i++)
-            ishape[ni++] = p->input_shape[i];
-    }
-    int64_t oshape[2] = {-1, -1};
-    Inference__ModelMetadataResponse__TensorMetadata in =
-        INFERENCE__MODEL_METADATA_RESPONSE__TENSOR_METADATA__INIT;
-    in.name = "INPUT0";
-    in.datatype = "FP32";
-    in.n_shape = ni;
-    in.shape = ishape;
-    Inference__ModelMetadataResponse__TensorMetadata out =
-        INFERENCE__MODEL_METADATA_RESPONSE__TENSOR_METADATA__INIT;
-    out.name = "OUTPUT0";
-    out.datatype = "FP32";
-    out.n_shape = 2;
-    out.shape = oshape;
-    Inference__ModelMetadataResponse__TensorMetadata *ip = &in, *op = &out;
-    char *versions[1] = {"1"};
-    char platform[96];
-    snprintf(platform, sizeof platform, "nexus_%s_%s", p->model, p->precision);
-    Inference__ModelMetadataResponse r = INFERENCE__MODEL_METADATA_RESPONSE__INIT;
-    r.name = f->cat.x.apps[a].name;
-    r.n_versions = 1;
-    r.versions = versions;
-    r.platform = platform;
-    r.n_inputs = 1;
-    r.inputs = &ip;
-    r.n_outputs = 1;
-    r.outputs = &op;
-    nx_rpc_reply(c, &r.base);
 }
 
 /* ---- the scheduler link ---------------------------------------------------------------------- */
@@ -791,7 +668,7 @@ static void check_ready(fe *f)
     f->ready = true;
     nx_health_set(f->sv.health, "", true);
     nx_health_set(f->sv.health, "inference.GRPCInferenceService", true);
-    nx_log(f->who, "ready: serving %d app(s) on %s", f->cat.x.napps, f->kserve_addr);
+    nx_log(f->who, "ready: serving %d app(s) on %s", f->setup.x.napps, f->kserve_addr);
     nx_ready(&f->ready_fd, f->kserve_addr);
 }
 
@@ -828,29 +705,10 @@ static void start_engine(fe *f, int maxb)
         cn->retry.fn = conn_retry;
         cn->retry.ctx = cn;
     }
-    const nx_experiment *x = &f->cat.x;
-    nx_frontend_cfg fc = {
-        .index = f->slot,
-        .node = FE_NODE0 + f->slot,
-        .sessions = f->cat.sess,
-        .nsess = f->cat.nsess,
-        .apps = x->apps,
-        .napps = x->napps,
-        .app_sess = f->cat.app_sess,
-        .fanout_trace = x->has_trace ? x->trace.trace.size : NULL,
-        .nfanout_trace = x->has_trace && x->trace.trace.size ? x->trace.trace.n : 0,
-        .ngpu = maxb,
-        .lb = f->cat.lb,
-        .seed = x->seed * 1000003u + (uint64_t)f->slot,
-        .beacon_s = x->sched.beacon_s,
-        .report_s = x->sched.report_s,
-        .on_done = query_done,
-        .on_done_ctx = f,
-        .central = f->cat.batching->central,
-        .multiplier = x->sched.profile_multiplier,
-        .net_ns = NX_US(x->net_delay_us + x->net_jitter_us),
-        .dispatch_slack_ns = NX_US(x->batch.dispatch_slack_us),
-    };
+    nx_frontend_cfg fc;
+    nx_frontend_cfg_fill(&fc, &f->setup.cat, f->slot, FE_NODE0 + f->slot, maxb);
+    fc.on_done = query_done;
+    fc.on_done_ctx = f;
     nx_frontend_init(&f->engine, &f->env.env, &fc);
     nx_frontend_start(&f->engine);
     f->engine_on = true;
@@ -888,7 +746,7 @@ static void on_sched_msg(void *ctx, const Nexus__SchedMsg *m)
         on_backends(f, m->backends);
     } else if (m->msg_case == NEXUS__SCHED_MSG__MSG_ROUTES) {
         nx_routes_msg *r;
-        if (nx_wire_routes_from(m->routes, f->cat.nsess, f->maxb, &r, why, sizeof why) < 0) {
+        if (nx_wire_routes_from(m->routes, f->setup.cat.nsess, f->maxb, &r, why, sizeof why) < 0) {
             nx_log(f->who, "bad routes ignored: %s", why);
             return;
         }
@@ -964,11 +822,11 @@ static void metrics(void *ctx, nx_prom *p)
     };
     for (int k = 0; k < 5; k++) {
         nx_prom_family(p, fam[k].name, "counter", fam[k].help);
-        for (int a = 0; a < f->cat.x.napps; a++) {
+        for (int a = 0; a < f->setup.x.napps; a++) {
             double v = k == 0 ? (double)f->m_ok[a] : k == 1 ? (double)f->m_fail[a]
                      : k == 2 ? f->m_request_us[a] : k == 3 ? f->m_queue_us[a]
                               : f->m_compute_us[a];
-            nx_prom_sample(p, fam[k].name, v, "model", f->cat.x.apps[a].name, "version", "1");
+            nx_prom_sample(p, fam[k].name, v, "model", f->setup.x.apps[a].name, "version", "1");
         }
     }
     nx_prom_one(p, "nexus_queries_late_total", "counter",
@@ -1116,14 +974,14 @@ int main(int argc, char **argv)
     nx_rpc_cfg rcfg;
     int rc = nx_serve_load(&so, &rcfg, &eb);
     if (rc == 0)
-        rc = nx_daemon_open(&f->loop, &f->cat, &f->rpc, path, policy, scale, &rcfg, &eb);
+        rc = nx_daemon_open(&f->loop, &f->setup, &f->rpc, path, policy, scale, &rcfg, &eb);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg[0] ? eb.msg : nx_strerror(rc));
         nx_serve_free(&so);
         free(f);
         return 1;
     }
-    size_t na = (size_t)f->cat.x.napps;
+    size_t na = (size_t)f->setup.x.napps;
     f->m_ok = nx_calloc(na, sizeof *f->m_ok);
     f->m_fail = nx_calloc(na, sizeof *f->m_fail);
     f->m_request_us = nx_calloc(na, sizeof *f->m_request_us);
@@ -1144,23 +1002,12 @@ int main(int argc, char **argv)
     f->sweep.fn = sweep;
     f->sweep.ctx = f;
 
-    nx_rpc_method methods[8] = {
-#define KS(m) "/inference.GRPCInferenceService/" m
-        {.path = KS("ModelInfer"), .req = &inference__model_infer_request__descriptor,
-         .on_unary = model_infer, .ctx = f},
-        {.path = KS("ServerLive"), .req = &inference__server_live_request__descriptor,
-         .on_unary = server_live, .ctx = f},
-        {.path = KS("ServerReady"), .req = &inference__server_ready_request__descriptor,
-         .on_unary = server_ready, .ctx = f},
-        {.path = KS("ServerMetadata"), .req = &inference__server_metadata_request__descriptor,
-         .on_unary = server_metadata, .ctx = f},
-        {.path = KS("ModelReady"), .req = &inference__model_ready_request__descriptor,
-         .on_unary = model_ready, .ctx = f},
-        {.path = KS("ModelMetadata"), .req = &inference__model_metadata_request__descriptor,
-         .on_unary = model_metadata, .ctx = f},
-#undef KS
-    };
-    int nmethods = 6, port = 0;
+    f->api = (nx_fe_kserve){.cat = &f->setup.cat, .ctx = f, .ready = fe_ready,
+                            .accepting = fe_accepting, .app_routed = fe_app_routed,
+                            .refused = fe_refused, .infer = fe_infer};
+    nx_rpc_method methods[NX_FE_KSERVE_METHODS + 2]; /* + nx_serving_init's */
+    nx_fe_kserve_methods(&f->api, methods);
+    int nmethods = NX_FE_KSERVE_METHODS, port = 0;
     nx_serving_init(&f->sv, methods, &nmethods);
     nx_health_set(f->sv.health, "", false);
     nx_health_set(f->sv.health, "inference.GRPCInferenceService", false);
@@ -1174,11 +1021,11 @@ int main(int argc, char **argv)
         f->serving = true;
         nx_addr_with_port(f->kserve_addr, sizeof f->kserve_addr, listen, port);
         nx_log(f->who, "KServe v2 on %s (%d app(s)); attaching to the scheduler at %s",
-               f->kserve_addr, f->cat.x.napps, sched);
+               f->kserve_addr, f->setup.x.napps, sched);
         nx_link_cfg lc = {
             .who = f->who,
             .kind = NEXUS__NODE_KIND__NODE_FRONTEND,
-            .cat = &f->cat,
+            .cat = &f->setup.cat,
             .sched_addr = sched,
             .incarnation = nx_incarnation(),
             .want_slot = (int)slot,
@@ -1224,7 +1071,7 @@ int main(int argc, char **argv)
     free(f->m_queue_us);
     free(f->m_compute_us);
     nx_serving_free(&f->sv);
-    nx_daemon_close(f->loop, &f->cat, f->rpc);
+    nx_daemon_close(f->loop, &f->setup, f->rpc);
     nx_serve_free(&so);
     int code = rc < 0 ? 1 : f->exit_code;
     free(f);

@@ -27,6 +27,7 @@
 #include "nexus.pb-c.h"
 #include "rpc.h"
 #include "stats.h"
+#include "workload.h"
 #include "util.h"
 
 #define INFER "/inference.GRPCInferenceService/ModelInfer"
@@ -276,7 +277,7 @@ static void infer_done(void *ctx, int code, const char *why, ProtobufCMessage *p
             g->errors++;
             if (g->printed_errors++ < 5)
                 nx_log("nexus-loadgen", "query %zu (%s): %s: %s", i,
-                       g->cat->x.apps[q->app].name, nx_rpc_code_name(code), why);
+                       g->cat->x->apps[q->app].name, nx_rpc_code_name(code), why);
         }
     }
     g->outstanding--;
@@ -286,7 +287,7 @@ static void infer_done(void *ctx, int code, const char *why, ProtobufCMessage *p
 static void send_one(lg *g, size_t i, nx_time now)
 {
     nx_query *q = &g->rec[i];
-    const nx_app *app = &g->cat->x.apps[q->app];
+    const nx_app *app = &g->cat->x->apps[q->app];
     g->lag[i] = now - (g->t0 + g->arr[i]);
     int p = g->app_payload[q->app];
     for (int k = 0; k < p; k++)
@@ -359,7 +360,7 @@ static void progress_tick(nx_event *ev)
     double t = NX_TO_SEC(now - g->t0);
     g->last_progress = t;
     fprintf(stderr, "\r  %s: t=%.0f/%.0f s, %zu sent, %zu in flight   ", g->cat->combo->name, t,
-            g->cat->x.duration_s, g->next, g->outstanding);
+            g->cat->x->duration_s, g->next, g->outstanding);
     if (g->phase == PH_SEND || g->phase == PH_DRAIN)
         arm(g, ev, now + NX_SEC(1));
 }
@@ -427,7 +428,7 @@ static void start_sending(lg *g)
     g->phase = PH_SEND;
     g->t0 = nx_loop_now(g->loop);
     nx_log("nexus-loadgen", "t = 0: %zu queries over %.1f s to %d frontend(s), policy '%s'",
-           g->n, g->cat->x.duration_s, g->o->nfrontends, g->cat->combo->name);
+           g->n, g->cat->x->duration_s, g->o->nfrontends, g->cat->combo->name);
     g->send_ev.fn = send_tick;
     g->send_ev.ctx = g;
     if (g->n > 0) {
@@ -444,7 +445,7 @@ static void start_sending(lg *g)
         arm(g, &g->hk[k].ev, g->t0 + NX_SEC(g->o->hooks[k].at_s));
     }
     if (g->sch) {
-        double at[2] = {g->cat->x.warmup_s, g->cat->x.duration_s};
+        double at[2] = {g->cat->x->warmup_s, g->cat->x->duration_s};
         for (int k = 0; k < 2; k++) {
             g->snap_ev[k].fn = snap_fire;
             g->snap_ev[k].ctx = g;
@@ -556,7 +557,7 @@ static double quant_ms(nx_time *v, size_t n, double p)
 
 static void reduce(lg *g)
 {
-    const nx_experiment *x = &g->cat->x;
+    const nx_experiment *x = g->cat->x;
     nx_run_result *r = &g->res->run;
     nx_stats st;
     nx_stats_init(&st, x->napps, NX_SEC(x->warmup_s), NX_SEC(x->duration_s));
@@ -585,20 +586,7 @@ static void reduce(lg *g)
     }
     nx_metrics m;
     nx_stats_finish(&st, &m);
-    r->window_s = m.window_s;
-    r->sent = m.sent;
-    r->ok = m.ok;
-    r->late = m.late;
-    r->dropped = m.dropped;
-    r->unanswered = m.unanswered;
-    r->offered_rate = m.offered_rate;
-    r->goodput = m.goodput;
-    r->bad_rate = m.bad_rate;
-    r->lat_p50_ms = m.lat_p50_ms;
-    r->lat_p90_ms = m.lat_p90_ms;
-    r->lat_p99_ms = m.lat_p99_ms;
-    r->lat_max_ms = m.lat_max_ms;
-    r->lat_mean_ms = m.lat_mean_ms;
+    nx_run_result_set_metrics(r, &m);
     r->napps = x->napps;
     r->apps = st.apps;
     st.apps = NULL;
@@ -663,42 +651,47 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
         return NX_ERR_INVAL;
     }
     const nx_catalog *cat = o->cat;
-    /* the simulator's queries (and its prediction) */
-    nx_run_opts ro = {.scale = cat->scale, .seed = o->seed, .keep_requests = true,
-                      .label = cat->combo->name};
-    int rc = nx_run(&cat->x, cat->combo, &ro, &res->sim, eb);
-    if (rc < 0)
-        return rc;
     lg *g = nx_calloc(1, sizeof *g);
     g->o = o;
     g->res = res;
     g->cat = cat;
     g->loop = o->loop;
     g->eb = eb;
-    g->maxb = cat->x.gpus;
-    g->n = res->sim.nreqs;
-    g->arr = nx_malloc(sizeof(nx_time) * (g->n + 1));
-    g->rec = nx_calloc(g->n + 1, sizeof(nx_query));
+    g->maxb = cat->x->gpus;
+    /* the queries: the workload's arrivals, as nexus-sim submits them */
+    nx_arrivals arr;
+    nx_arrivals_init(&arr, cat->x, cat->scale, o->seed);
+    size_t cap = 1024;
+    g->arr = nx_malloc(sizeof(nx_time) * cap);
+    g->rec = nx_malloc(sizeof(nx_query) * cap);
+    nx_time t;
+    int app;
+    while (nx_arrivals_next(&arr, &t, &app)) {
+        if (g->n + 1 >= cap) {
+            cap *= 2;
+            g->arr = nx_realloc(g->arr, sizeof(nx_time) * cap);
+            g->rec = nx_realloc(g->rec, sizeof(nx_query) * cap);
+        }
+        size_t i = g->n++;
+        g->arr[i] = t;
+        nx_query *q = &g->rec[i];
+        memset(q, 0, sizeof *q);
+        q->id = i;
+        q->app = app;
+        q->arrival = t;
+        q->deadline = t + NX_MS(cat->x->apps[app].slo_ms);
+        q->status = NX_REQ_PENDING;
+        q->gpu = -1;
+    }
+    nx_arrivals_free(&arr);
     g->calls = nx_calloc(g->n + 1, sizeof(lcall));
     g->lag = nx_calloc(g->n + 1, sizeof(nx_time));
     g->exec = nx_calloc(g->n + 1, sizeof(nx_time));
     g->server = nx_calloc(g->n + 1, sizeof(nx_time));
-    for (size_t i = 0; i < g->n; i++) {
-        const nx_query *s = &res->sim.reqs[i];
-        NX_ASSERT(i == 0 || s->arrival >= res->sim.reqs[i - 1].arrival);
-        g->arr[i] = s->arrival;
-        nx_query *q = &g->rec[i];
-        q->id = s->id;
-        q->app = s->app;
-        q->arrival = s->arrival;
-        q->deadline = s->arrival + NX_MS(cat->x.apps[s->app].slo_ms);
-        q->status = NX_REQ_PENDING;
-        q->gpu = -1;
-    }
     /* payload < 0: each app's model input (its first stage's profile input_shape) */
-    g->app_payload = nx_malloc(sizeof(int) * (size_t)cat->x.napps);
+    g->app_payload = nx_malloc(sizeof(int) * (size_t)cat->x->napps);
     int pmax = 1;
-    for (int a = 0; a < cat->x.napps; a++) {
+    for (int a = 0; a < cat->x->napps; a++) {
         int p = o->payload;
         if (p < 0) {
             const nx_profile *pr = cat->sess[cat->app_sess[a]].prof;
@@ -715,7 +708,7 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
     g->hk = nx_calloc((size_t)o->nhooks + 1, sizeof(lhook));
     alloc_snaps(g);
     nx_time t_start = nx_loop_now(g->loop);
-    rc = nx_rpc_init(&g->rpc, g->loop, o->rpc_cfg ? o->rpc_cfg : &(nx_rpc_cfg){0}, eb);
+    int rc = nx_rpc_init(&g->rpc, g->loop, o->rpc_cfg ? o->rpc_cfg : &(nx_rpc_cfg){0}, eb);
     if (rc == 0) {
         g->fe = nx_calloc((size_t)o->nfrontends, sizeof *g->fe);
         for (int f = 0; f < o->nfrontends; f++)
@@ -762,7 +755,6 @@ int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *
 void nx_loadgen_result_free(nx_loadgen_result *res)
 {
     nx_run_result_free(&res->run);
-    nx_run_result_free(&res->sim);
     free(res->failures);
     free(res->registrations);
     free(res->served);
@@ -785,11 +777,6 @@ static void metrics_json(FILE *f, const nx_run_result *r)
             (unsigned long long)r->epochs);
 }
 
-static double pct(double real, double sim)
-{
-    return sim != 0 ? 100.0 * (real - sim) / sim : 0;
-}
-
 int nx_loadgen_write_json(const char *dir, const nx_catalog *cat,
                           const nx_loadgen_result *const *res, const char *const *labels,
                           int n, nx_errbuf *eb)
@@ -801,21 +788,14 @@ int nx_loadgen_write_json(const char *dir, const nx_catalog *cat,
         nx_err_set(eb, NX_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
         return NX_ERR_IO;
     }
-    fprintf(f, "{\n  \"experiment\": \"%s\",\n  \"scale\": %.6f,\n  \"runs\": [", cat->x.name,
+    fprintf(f, "{\n  \"experiment\": \"%s\",\n  \"scale\": %.6f,\n  \"runs\": [", cat->x->name,
             cat->scale);
     for (int k = 0; k < n; k++) {
         const nx_loadgen_result *r = res[k];
         fprintf(f, "%s\n    {\n      \"policy\": \"%s\",\n      \"real\": ", k ? "," : "",
                 labels[k]);
         metrics_json(f, &r->run);
-        fprintf(f, ",\n      \"sim\": ");
-        metrics_json(f, &r->sim);
-        fprintf(f,
-                ",\n      \"diff\": {\"goodput_pct\": %.3f, \"bad_rate_points\": %.4f, "
-                "\"p50_pct\": %.3f, \"p99_pct\": %.3f},\n",
-                pct(r->run.goodput, r->sim.goodput), 100 * (r->run.bad_rate - r->sim.bad_rate),
-                pct(r->run.lat_p50_ms, r->sim.lat_p50_ms),
-                pct(r->run.lat_p99_ms, r->sim.lat_p99_ms));
+        fprintf(f, ",\n");
         fprintf(f,
                 "      \"wrong_outputs\": %llu, \"rejected\": %llu, \"unanswered\": %llu,\n"
                 "      \"send_lag_us\": {\"p99\": %.1f, \"max\": %.1f},\n"

@@ -2,15 +2,16 @@
  * runs it once; nexus-cluster runs it once per policy combination on the
  * cluster it started, with hooks that kill and restart backends mid-run.
  *
- * It replays, open loop, exactly the client queries that nexus-sim generates
- * for the same experiment, policy, scale and seed (it takes them from a
- * simulated run, which also gives the simulator's prediction for the
- * comparison), as KServe v2 ModelInfer calls against the frontends (app a on
- * frontend a mod F), and records every query: arrival (its scheduled time),
- * deadline, finish, status, GPU, batch. The result has the simulator's
- * nx_run_result shape, so sim/report.c writes the same summary.json and
- * requests.csv; with the scheduler's address it also holds the plan timeline,
- * the final plan, per-backend utilisation and the failures the scheduler saw.
+ * It sends, open loop, exactly the client queries that nexus-sim submits for
+ * the same experiment, scale and seed (engine/workload.h's arrival iterator,
+ * the one the simulator runs), as KServe v2 ModelInfer calls against the
+ * frontends (app a on frontend a mod F), and records every query: arrival
+ * (its scheduled time), deadline, finish, status, GPU, batch. The result is an
+ * nx_run_result (engine/result.h), so io/report.c writes the same summary.json
+ * and requests.csv as for a simulated run; with the scheduler's address it
+ * also holds the plan timeline, the final plan, per-backend utilisation and
+ * the failures the scheduler saw. The simulator's prediction of the same
+ * queries is nexus-sim's own run (nexus-cluster runs it into DIR/sim/).
  *
  * Status of a query: OK or late by the client's own clock against the app's
  * SLO; an error answer is dropped; no answer by 2 x SLO + 2 s is unanswered
@@ -21,7 +22,7 @@
 #include "catalog.h"
 #include "loop.h"
 #include "rpc.h"
-#include "run.h"
+#include "result.h"
 
 typedef struct nx_lg_hook {
     double at_s;              /* seconds after the run's t = 0 */
@@ -58,7 +59,6 @@ typedef struct nx_lg_failure {
 
 typedef struct nx_loadgen_result {
     nx_run_result run;        /* the real run, in the simulator's shape */
-    nx_run_result sim;        /* the simulator's run of the same queries */
     uint64_t wrong_outputs;   /* answers whose output does not match the input's checksum */
     uint64_t rejected;        /* RESOURCE_EXHAUSTED answers (of dropped) */
     uint64_t unanswered;      /* no answer at all (of late) */
@@ -88,8 +88,8 @@ typedef struct nx_loadgen_result {
 int nx_loadgen_run(const nx_loadgen_opts *o, nx_loadgen_result *res, nx_errbuf *eb);
 void nx_loadgen_result_free(nx_loadgen_result *res);
 
-/* Write DIR/real.json: the extras above and the simulator's figures beside
- * the real ones, for each of n results (label = policy). */
+/* Write DIR/real.json: the real figures and the extras above, for each of n
+ * results (label = policy). */
 int nx_loadgen_write_json(const char *dir, const nx_catalog *cat,
                           const nx_loadgen_result *const *res, const char *const *labels,
                           int n, nx_errbuf *eb);

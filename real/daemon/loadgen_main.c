@@ -1,8 +1,9 @@
 /* loadgen_main.c — nexus-loadgen: replay an experiment's workload open loop
  * against running frontends (KServe v2 ModelInfer) and write the same
  * DIR/summary.json and DIR/requests.csv as nexus-sim, plus DIR/real.json
- * (the simulator's prediction for the same queries beside the real figures,
- * send lag, latency added over executor time, failures). See loadgen.h. */
+ * (send lag, latency added over executor time, failures). See loadgen.h;
+ * `nexus-sim EXPERIMENT --policy P --seed N --scale S` predicts the same
+ * queries. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "loadgen.h"
 #include "report.h"
 #include "serve.h"
+#include "setup.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -22,7 +24,8 @@ static void usage(FILE *f)
             "Sends the experiment's queries (exactly those nexus-sim generates for the same\n"
             "seed and scale) open loop to the frontends as KServe v2 ModelInfer calls (app a to\n"
             "frontend a mod F) and writes DIR/summary.json, DIR/requests.csv (as nexus-sim) and\n"
-            "DIR/real.json (simulated against real figures).\n"
+            "DIR/real.json (send lag, executor time, failures). nexus-sim with the same\n"
+            "--policy, --seed and --scale predicts the same queries.\n"
             "\n"
             "options:\n"
             "  --frontend LIST      frontends' KServe addresses, comma-separated (required)\n"
@@ -107,14 +110,14 @@ int main(int argc, char **argv)
     nx_errbuf eb;
     nx_err_clear(&eb);
     nx_loop *loop = NULL;
-    nx_catalog cat;
-    memset(&cat, 0, sizeof cat);
+    nx_setup setup;
+    memset(&setup, 0, sizeof setup);
     nx_rpc_cfg rcfg;
     int rc = nx_serve_load(&so, &rcfg, &eb);
     if (rc == 0)
         rc = nx_loop_init(&loop, &eb); /* first: it sets the threads' signal mask */
     if (rc == 0)
-        rc = nx_catalog_load(&cat, argv[optind], policy, scale, &eb);
+        rc = nx_setup_load(&setup, argv[optind], policy, scale, &eb);
     bool interrupted = false;
     nx_loadgen_result res;
     memset(&res, 0, sizeof res);
@@ -125,8 +128,8 @@ int main(int argc, char **argv)
     if (rc == 0) {
         nx_loop_on_signal(loop, on_signal, &interrupted);
         nx_loadgen_opts lo = {
-            .cat = &cat,
-            .seed = seed >= 0 ? (uint64_t)seed : cat.x.seed,
+            .cat = &setup.cat,
+            .seed = seed >= 0 ? (uint64_t)seed : setup.x.seed,
             .loop = loop,
             .frontends = fes,
             .nfrontends = nfe,
@@ -140,26 +143,22 @@ int main(int argc, char **argv)
         rc = nx_loadgen_run(&lo, &res, &eb);
     }
     if (rc == 0) {
-        nx_combo_report rep = {.combo = cat.combo, .run = res.run};
-        rc = nx_report_write(out, &cat.x, &rep, 1, seed >= 0 ? (uint64_t)seed : cat.x.seed,
+        nx_combo_report rep = {.combo = setup.cat.combo, .run = res.run};
+        rc = nx_report_write(out, &setup.x, &rep, 1, seed >= 0 ? (uint64_t)seed : setup.x.seed,
                              requests, &eb);
         const nx_loadgen_result *rp = &res;
-        const char *label = cat.combo->name;
+        const char *label = setup.cat.combo->name;
         if (rc == 0)
-            rc = nx_loadgen_write_json(out, &cat, &rp, &label, 1, &eb);
+            rc = nx_loadgen_write_json(out, &setup.cat, &rp, &label, 1, &eb);
     }
     if (rc == 0 && !quiet) {
-        const nx_run_result *r = &res.run, *s = &res.sim;
+        const nx_run_result *r = &res.run;
         printf("%-10s %10s %10s %9s %9s %9s %6s %6s %6s %6s\n", "", "offered", "goodput",
                "bad_rate", "p50_ms", "p99_ms", "sent", "ok", "late", "drop");
         printf("%-10s %10.1f %10.1f %8.2f%% %9.2f %9.2f %6llu %6llu %6llu %6llu\n", "real",
                r->offered_rate, r->goodput, 100 * r->bad_rate, r->lat_p50_ms, r->lat_p99_ms,
                (unsigned long long)r->sent, (unsigned long long)r->ok,
                (unsigned long long)r->late, (unsigned long long)r->dropped);
-        printf("%-10s %10.1f %10.1f %8.2f%% %9.2f %9.2f %6llu %6llu %6llu %6llu\n", "simulated",
-               s->offered_rate, s->goodput, 100 * s->bad_rate, s->lat_p50_ms, s->lat_p99_ms,
-               (unsigned long long)s->sent, (unsigned long long)s->ok,
-               (unsigned long long)s->late, (unsigned long long)s->dropped);
         printf("unanswered %llu, rejected %llu, wrong outputs %llu; latency over executor time "
                "p50 %.3f ms, p99 %.3f ms\nwrote %s/summary.json\n",
                (unsigned long long)res.unanswered, (unsigned long long)res.rejected,
@@ -168,7 +167,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         fprintf(stderr, "%s: %s\n", prog, eb.msg[0] ? eb.msg : nx_strerror(rc));
     nx_loadgen_result_free(&res);
-    nx_catalog_free(&cat);
+    nx_setup_free(&setup);
     nx_loop_free(loop);
     free(copy);
     nx_serve_free(&so);

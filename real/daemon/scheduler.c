@@ -41,7 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "catalog.h"
+#include "setup.h"
 #include "daemon.h"
 #include "renv.h"
 #include "rpc.h"
@@ -99,7 +99,7 @@ struct sched {
     nx_loop *loop;
     nx_rpc *rpc;
     nx_renv env;
-    nx_catalog cat;
+    nx_setup setup;
     int maxb, maxf, expected;
     double keepalive_s, timeout_s;
     node *be, *fe;
@@ -238,8 +238,8 @@ static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, const d
     p->used = plan->used;
     p->planned = planned;
     snprintf(p->why, sizeof p->why, "%s", label);
-    p->slo_ms = nx_malloc(sizeof(double) * (size_t)s->cat.nsess);
-    for (int i = 0; i < s->cat.nsess; i++)
+    p->slo_ms = nx_malloc(sizeof(double) * (size_t)s->setup.cat.nsess);
+    for (int i = 0; i < s->setup.cat.nsess; i++)
         p->slo_ms[i] = slo_us[i] / 1000;
     nx_log(s->who, "epoch (%s): %d of %d backend(s) used, %.1f req/s planned", label, plan->used,
            plan->ngpu, planned);
@@ -260,14 +260,14 @@ static void on_epoch(void *ctx, const nx_plan *plan, const double *tput, const d
 
 static nx_statefile_id state_id(const sched *s)
 {
-    return (nx_statefile_id){.experiment = s->cat.x.name, .policy = s->cat.combo->name,
-                             .catalog = s->cat.hash};
+    return (nx_statefile_id){.experiment = s->setup.x.name, .policy = s->setup.cat.combo->name,
+                             .catalog = s->setup.cat.hash};
 }
 
 static void state_save(sched *s)
 {
     nx_sched_state st;
-    nx_sched_state_init(&st, s->cat.nsess, s->maxf, s->maxb);
+    nx_sched_state_init(&st, s->setup.cat.nsess, s->maxf, s->maxb);
     nx_scheduler_export(s->sc, &st);
     nx_statefile_id id = state_id(s);
     nx_errbuf eb;
@@ -285,7 +285,7 @@ static void state_save(sched *s)
 /* At start: the state a previous run left, if any and if it fits. */
 static void state_load(sched *s)
 {
-    nx_sched_state_init(&s->saved, s->cat.nsess, s->maxf, s->maxb);
+    nx_sched_state_init(&s->saved, s->setup.cat.nsess, s->maxf, s->maxb);
     nx_statefile_id id = state_id(s);
     nx_errbuf eb;
     nx_err_clear(&eb);
@@ -308,12 +308,12 @@ static void state_load(sched *s)
     s->epochs_done = epochs;
     s->triggers_done = triggers;
     double planned = 0;
-    for (int i = 0; i < s->cat.nsess; i++)
+    for (int i = 0; i < s->setup.cat.nsess; i++)
         planned += s->saved.plan_rate[i];
     nx_log(s->who, "state: resuming from %s: epoch %llu, %d GPU(s) in the plan, %.1f req/s "
                    "planned over %d session(s)",
            s->state_path, (unsigned long long)s->saved.epoch, s->saved.plan.used, planned,
-           s->cat.nsess);
+           s->setup.cat.nsess);
 }
 
 /* ---- (re)building the engine's scheduler --------------------------------------------- */
@@ -336,24 +336,11 @@ static void engine_start(sched *s, const char *why)
 {
     engine_drop(s);
     nx_scheduler *sc = nx_calloc(1, sizeof *sc);
-    nx_scheduler_cfg cfg = {
-        .sessions = s->cat.sess,
-        .nsess = s->cat.nsess,
-        .ngpu = s->maxb,
-        .nfrontends = s->maxf,
-        .first_frontend_node = FE_NODE0,
-        .gpu_mem_mb = s->cat.x.gpu_mem_mb,
-        .net_allowance_us = 2 * (s->cat.x.net_delay_us + s->cat.x.net_jitter_us),
-        .placement = s->cat.placement,
-        .p = s->cat.x.sched,
-        .apps = s->cat.x.apps,
-        .napps = s->cat.x.napps,
-        .app_sess = s->cat.app_sess,
-        .split = s->cat.split,
-        .keepalive_timeout_s = s->timeout_s,
-        .on_epoch = on_epoch,
-        .on_epoch_ctx = s,
-    };
+    nx_scheduler_cfg cfg;
+    nx_scheduler_cfg_fill(&cfg, &s->setup.cat, s->maxb, s->maxf, FE_NODE0);
+    cfg.keepalive_timeout_s = s->timeout_s; /* --keepalive-timeout may override */
+    cfg.on_epoch = on_epoch;
+    cfg.on_epoch_ctx = s;
     nx_scheduler_init(sc, &s->env.env, &cfg);
     if (s->resume) { /* the first engine after a restart takes the saved state over */
         char why[200];
@@ -474,13 +461,13 @@ static void do_register(sched *s, conn *cn, const Nexus__Register *r)
         reject(s, cn, NX_RPC_INVALID_ARGUMENT, "register: unknown node kind");
         return;
     }
-    if (strcmp(r->experiment, s->cat.x.name) != 0 || r->catalog != s->cat.hash ||
-        strcmp(r->policy, s->cat.combo->name) != 0) {
+    if (strcmp(r->experiment, s->setup.x.name) != 0 || r->catalog != s->setup.cat.hash ||
+        strcmp(r->policy, s->setup.cat.combo->name) != 0) {
         snprintf(why, sizeof why,
                  "register: this scheduler runs experiment '%s', policy '%s', catalog %016llx; "
                  "the node has '%.100s', '%.60s', %016llx (start it with the same file, "
                  "--policy and --scale)",
-                 s->cat.x.name, s->cat.combo->name, (unsigned long long)s->cat.hash,
+                 s->setup.x.name, s->setup.cat.combo->name, (unsigned long long)s->setup.cat.hash,
                  r->experiment, r->policy, (unsigned long long)r->catalog);
         reject(s, cn, NX_RPC_FAILED_PRECONDITION, why);
         return;
@@ -579,7 +566,7 @@ static void attach_msg(nx_rpc_call *c, ProtobufCMessage *pm)
     case NEXUS__NODE_MSG__MSG_RATES: {
         nx_rates_msg *rm;
         if (n->kind != NEXUS__NODE_KIND__NODE_FRONTEND ||
-            nx_wire_rates_from(m->rates, s->cat.nsess, &rm, why, sizeof why) < 0) {
+            nx_wire_rates_from(m->rates, s->setup.cat.nsess, &rm, why, sizeof why) < 0) {
             nx_log(s->who, "frontend %d: bad rate report ignored: %s", n->slot,
                    n->kind != NEXUS__NODE_KIND__NODE_FRONTEND ? "not a frontend" : why);
             break;
@@ -664,7 +651,7 @@ static void status_call(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
         ep[i].used = s->tl[i].used;
         ep[i].planned = s->tl[i].planned;
         ep[i].why = s->tl[i].why;
-        ep[i].n_slo_ms = (size_t)s->cat.nsess;
+        ep[i].n_slo_ms = (size_t)s->setup.cat.nsess;
         ep[i].slo_ms = s->tl[i].slo_ms;
         epp[i] = &ep[i];
     }
@@ -703,7 +690,7 @@ static void status_call(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
     r.n_plan = (size_t)ng;
     r.plan = pgp;
     if (s->sc) {
-        r.n_unassigned = (size_t)s->cat.nsess;
+        r.n_unassigned = (size_t)s->setup.cat.nsess;
         r.unassigned = s->sc->plan.unassigned;
     }
     /* nodes */
@@ -814,11 +801,11 @@ static void metrics(void *ctx, nx_prom *p)
     };
     for (int k = 0; k < 4; k++) {
         nx_prom_family(p, fam[k].name, "gauge", fam[k].help);
-        for (int i = 0; i < s->cat.nsess; i++) {
+        for (int i = 0; i < s->setup.cat.nsess; i++) {
             double v = k == 0 ? sc->plan_rate[i] : k == 1 ? sc->rate[i]
                      : k == 2 ? sc->tput[i] : sc->budget[i] / 1e6;
-            nx_prom_sample(p, fam[k].name, v, "session", s->cat.sess[i].name, "model",
-                           s->cat.sess[i].prof->model);
+            nx_prom_sample(p, fam[k].name, v, "session", s->setup.cat.sess[i].name, "model",
+                           s->setup.cat.sess[i].prof->model);
         }
     }
 }
@@ -951,19 +938,19 @@ int main(int argc, char **argv)
     nx_rpc_cfg rcfg;
     int rc = nx_serve_load(&so, &rcfg, &eb);
     if (rc == 0)
-        rc = nx_daemon_open(&s->loop, &s->cat, &s->rpc, path, policy, scale, &rcfg, &eb);
+        rc = nx_daemon_open(&s->loop, &s->setup, &s->rpc, path, policy, scale, &rcfg, &eb);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, eb.msg[0] ? eb.msg : nx_strerror(rc));
         nx_serve_free(&so);
         free(s);
         return 1;
     }
-    s->expected = backends >= 0 ? (int)backends : s->cat.x.gpus;
-    s->maxb = maxb > 0 ? (int)maxb : NX_MAX(s->cat.x.gpus, s->expected);
+    s->expected = backends >= 0 ? (int)backends : s->setup.x.gpus;
+    s->maxb = maxb > 0 ? (int)maxb : NX_MAX(s->setup.x.gpus, s->expected);
     if (s->maxb < s->expected)
         s->maxb = s->expected;
     s->maxf = (int)maxf;
-    const nx_sched_params *sp = &s->cat.x.sched;
+    const nx_sched_params *sp = &s->setup.x.sched;
     s->keepalive_s = keepalive > 0 ? keepalive : sp->beacon_s;
     s->timeout_s = timeout > 0 ? timeout
                    : sp->keepalive_timeout_s > 0 ? sp->keepalive_timeout_s : 3 * s->keepalive_s;
@@ -1005,7 +992,7 @@ int main(int argc, char **argv)
         nx_log(prog, "serving on %s: experiment '%s', policy '%s', %d session(s); planning "
                      "once %d backend(s) are alive (slots: %d backends, %d frontends; "
                      "keep-alive %g s, timeout %g s)",
-               addr, s->cat.x.name, s->cat.combo->name, s->cat.nsess, s->expected, s->maxb,
+               addr, s->setup.x.name, s->setup.cat.combo->name, s->setup.cat.nsess, s->expected, s->maxb,
                s->maxf, s->keepalive_s, s->timeout_s);
         nx_ready(&s->ready_fd, addr);
         s->tick.fn = tick;
@@ -1032,7 +1019,7 @@ int main(int argc, char **argv)
     free(s->be);
     free(s->fe);
     nx_serving_free(&s->sv);
-    nx_daemon_close(s->loop, &s->cat, s->rpc);
+    nx_daemon_close(s->loop, &s->setup, s->rpc);
     nx_serve_free(&so);
     free(s);
     return rc < 0 ? 1 : 0;

@@ -3,26 +3,26 @@
 
 #include <string.h>
 
-int nx_daemon_open(nx_loop **loop, nx_catalog *cat, nx_rpc **rpc, const char *path,
+int nx_daemon_open(nx_loop **loop, nx_setup *setup, nx_rpc **rpc, const char *path,
                    const char *policy, double scale, const nx_rpc_cfg *rcfg, nx_errbuf *eb)
 {
-    memset(cat, 0, sizeof *cat);
+    memset(setup, 0, sizeof *setup);
     *rpc = NULL;
     int rc = nx_loop_init(loop, eb);
     if (rc < 0)
         return rc;
-    if ((rc = nx_catalog_load(cat, path, policy, scale, eb)) == 0 &&
+    if ((rc = nx_setup_load(setup, path, policy, scale, eb)) == 0 &&
         (rc = nx_rpc_init(rpc, *loop, rcfg, eb)) == 0)
         return 0;
-    nx_catalog_free(cat);
+    nx_setup_free(setup);
     nx_loop_free(*loop);
     *loop = NULL;
     return rc;
 }
 
-void nx_daemon_close(nx_loop *loop, nx_catalog *cat, nx_rpc *rpc)
+void nx_daemon_close(nx_loop *loop, nx_setup *setup, nx_rpc *rpc)
 {
     nx_rpc_free(rpc);
-    nx_catalog_free(cat);
+    nx_setup_free(setup);
     nx_loop_free(loop);
 }

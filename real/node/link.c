@@ -61,7 +61,7 @@ static void attach(nx_link *l)
     snprintf(executor, sizeof executor, "%s", l->cfg.executor ? l->cfg.executor : "");
     Nexus__Register r = NEXUS__REGISTER__INIT;
     r.kind = (Nexus__NodeKind)l->cfg.kind;
-    r.experiment = (char *)l->cfg.cat->x.name; /* only read by pack */
+    r.experiment = (char *)l->cfg.cat->x->name; /* only read by pack */
     r.catalog = l->cfg.cat->hash;
     r.policy = policy;
     r.data_addr = (char *)(l->cfg.data_addr ? l->cfg.data_addr : "");

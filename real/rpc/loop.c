@@ -11,6 +11,7 @@
  * eventfd only when the loop is asleep and nobody has woken it yet, so a busy
  * loop takes posts without a system call and a burst costs one wake-up. */
 #include "loop.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,9 +36,7 @@ typedef struct watcher {
 
 struct nx_loop {
     int epfd, evfd, tfd, sfd;
-    /* timers: binary min-heap on (time, seq) */
-    nx_event **heap;
-    size_t n, cap;
+    nx_heap heap;            /* timers */
     uint64_t seq;
     nx_time armed;           /* what the timerfd is armed for; NX_TIME_NEVER: disarmed */
     bool pwait2;             /* epoll_pwait2 works: timers need no timerfd */
@@ -65,75 +64,20 @@ nx_time nx_loop_now(const nx_loop *l)
     return (nx_time)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- timer heap --------------------------------------------------------------- */
-
-static inline bool before(const nx_event *a, const nx_event *b)
-{
-    return a->time < b->time || (a->time == b->time && a->seq < b->seq);
-}
-
-static void sift_up(nx_loop *l, size_t i)
-{
-    nx_event *e = l->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(e, l->heap[p]))
-            break;
-        l->heap[i] = l->heap[p];
-        i = p;
-    }
-    l->heap[i] = e;
-}
-
-static void sift_down(nx_loop *l, size_t i)
-{
-    nx_event *e = l->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= l->n)
-            break;
-        if (c + 1 < l->n && before(l->heap[c + 1], l->heap[c]))
-            c++;
-        if (!before(l->heap[c], e))
-            break;
-        l->heap[i] = l->heap[c];
-        i = c;
-    }
-    l->heap[i] = e;
-}
+/* ---- timers: engine/heap.h's (time, seq) heap ------------------------------- */
 
 void nx_loop_at(nx_loop *l, nx_event *ev)
 {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->heap = nx_realloc(l->heap, sizeof(nx_event *) * l->cap);
-    }
     ev->seq = l->seq++;
-    l->heap[l->n++] = ev;
-    sift_up(l, l->n - 1);
-}
-
-static void heap_remove(nx_loop *l, size_t i)
-{
-    l->n--;
-    if (i == l->n)
-        return;
-    l->heap[i] = l->heap[l->n];
-    sift_down(l, i);
-    sift_up(l, i);
+    nx_heap_push(&l->heap, ev);
 }
 
 bool nx_loop_cancel(nx_loop *l, nx_event *ev)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (l->heap[i] == ev) {
-            heap_remove(l, i);
-            return true;
-        }
-    return false;
+    return nx_heap_remove(&l->heap, ev);
 }
 
-size_t nx_loop_timers(const nx_loop *l) { return l->n; }
+size_t nx_loop_timers(const nx_loop *l) { return l->heap.n; }
 
 /* ---- mailbox and deferred posts ---------------------------------------------- */
 
@@ -199,19 +143,19 @@ static void run_deferred(nx_loop *l)
 static void fire_due(nx_loop *l)
 {
     nx_time now = nx_loop_now(l);
-    while (l->n > 0 && l->heap[0]->time <= now) {
-        nx_event *ev = l->heap[0];
-        heap_remove(l, 0);
+    nx_event *top;
+    while ((top = nx_heap_top(&l->heap)) && top->time <= now) {
+        nx_event *ev = nx_heap_pop(&l->heap);
         l->st.timers_fired++;
         ev->fn(ev);
-        if (l->n > 0 && l->heap[0]->time > now)
+        if ((top = nx_heap_top(&l->heap)) && top->time > now)
             now = nx_loop_now(l); /* handlers take time: look again */
     }
 }
 
 static void arm_timerfd(nx_loop *l)
 {
-    nx_time want = l->n > 0 ? l->heap[0]->time : NX_TIME_NEVER;
+    nx_time want = l->heap.n > 0 ? nx_heap_top(&l->heap)->time : NX_TIME_NEVER;
     if (want == l->armed)
         return;
     struct itimerspec its;
@@ -390,7 +334,7 @@ void nx_loop_free(nx_loop *l)
         if (fds[i] >= 0)
             close(fds[i]);
     pthread_mutex_destroy(&l->mu);
-    free(l->heap);
+    nx_heap_free(&l->heap);
     free(l);
 }
 
@@ -414,8 +358,8 @@ int nx_loop_run(nx_loop *l)
         int n;
         if (l->pwait2) {
             struct timespec ts, *tp = NULL;
-            if (l->n > 0) {
-                nx_time d = l->heap[0]->time - nx_loop_now(l);
+            if (l->heap.n > 0) {
+                nx_time d = nx_heap_top(&l->heap)->time - nx_loop_now(l);
                 if (d < 0)
                     d = 0;
                 ts.tv_sec = d / 1000000000;

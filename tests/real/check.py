@@ -7,8 +7,11 @@ for the shell tests in tests/real. Usage:
 
 Every query must be accounted for: requests.csv has one row per query the
 experiment generated, each ok, late, dropped or unanswered; summary.json's
-counts add up; no answer carried a wrong output. Prints what it checked."""
-import argparse, csv, json, sys
+counts add up; no answer carried a wrong output. The simulator's prediction
+(DIR/sim/, nexus-sim run by nexus-cluster) must have sent the same queries:
+the same count in the window and, where both wrote requests.csv, the same
+(id, app, arrival) rows. Prints what it checked."""
+import argparse, csv, json, os, sys
 
 ap = argparse.ArgumentParser()
 ap.add_argument("dir")
@@ -28,15 +31,31 @@ def fail(msg):
 
 summ = json.load(open(a.dir + "/summary.json"))
 real = json.load(open(a.dir + "/real.json"))
+if not os.path.exists(a.dir + "/sim/summary.json"):
+    fail("no simulator prediction in %s/sim/ (nexus-cluster without --no-predict writes it)" % a.dir)
+sim = {r["policy"]: r for r in json.load(open(a.dir + "/sim/summary.json"))["results"]}
+sim_csv = a.dir + "/sim/requests.csv"
+sim_rows = list(csv.DictReader(open(sim_csv))) if os.path.exists(sim_csv) else None
 for res, run in zip(summ["results"], real["runs"]):
     pol = res["policy"]
     sent, ok, late, dropped, un = (res[k] for k in ("sent", "ok", "late", "dropped", "unanswered"))
     if ok + late + dropped != sent:
         fail("%s: ok %d + late %d + dropped %d != sent %d" % (pol, ok, late, dropped, sent))
-    total = run["sim"]["sent"]
+    if pol not in sim:
+        fail("%s: not in the simulator's prediction" % pol)
+    total = sim[pol]["sent"]
     if sent != total:
         fail("%s: %d queries in the window, the simulator generated %d" % (pol, sent, total))
     rows = [r for r in csv.DictReader(open(a.dir + "/requests.csv")) if r["policy"] == pol]
+    if sim_rows is not None:
+        key = lambda r: (int(r["id"]), r["app"], r["arrival_us"])
+        mine = sorted(key(r) for r in rows)
+        theirs = sorted(key(r) for r in sim_rows if r["policy"] == pol)
+        if mine != theirs:
+            diff = next((x, y) for x, y in zip(mine + [None], theirs + [None]) if x != y)
+            fail("%s: the queries sent differ from the simulator's (%d against %d rows; first: %s / %s)"
+                 % (pol, len(mine), len(theirs), diff[0], diff[1]))
+        print("%s: the same %d queries (id, app, arrival) as the simulator's" % (pol, len(mine)))
     ids = sorted(int(r["id"]) for r in rows)
     if ids != list(range(len(ids))):
         fail("%s: requests.csv ids are not 0..%d" % (pol, len(ids) - 1))

@@ -63,6 +63,7 @@ start backend1 nxbe1$s $B/nexus-backend $E --scheduler $SCHED --listen $NET.3:0 
 start frontend nxfe$s $B/nexus-frontend $E --scheduler $SCHED --listen $NET.4:0
 FE=$READY
 ip netns exec nxcl$s $B/nexus-loadgen $E --frontend $FE --scheduler $SCHED --out $T/out --quiet
+$B/nexus-sim $E --out $T/out/sim --quiet   # the prediction check.py compares the queries with
 /usr/bin/python3 tests/real/check.py $T/out --min-ok 1000 --max-bad 0.05
 # the frontend reached both backends across the bridge
 grep -q "backend 0 ($NET.2:.*stream open" $T/frontend.log

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "catalog.h"
+#include "setup.h"
 #include "kserve.h"
 #include "load.h"
 #include "loop.h"
@@ -703,76 +703,41 @@ static void test_kserve_input(void)
     CU_ASSERT_EQUAL(nx_kserve_input(&rq, &data, &len, why, sizeof why), NX_ERR_INVAL);
 }
 
-/* The catalog hash of tests/real/e2e.yml at `scale`, computed here from the file's apps
- * and the profiles loaded directly (not through a simulated run): FNV-1a over the
- * experiment name, the scale, then per session its name, model, precision, SLO (us),
- * max batch and dense mean-latency table, as catalog.c defines it. */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-static uint64_t e2e_hash(double scale)
-{
-    static const struct {
-        const char *name, *model;
-        double slo_us;
-    } sess[2] = {{"classify", "resnet50", 50000}, {"scenes", "googlenet", 40000}};
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s/profiles/h100-pytorch", nx_tu_root());
-    nx_modeldb db;
-    nx_modeldb_init(&db);
-    nx_errbuf eb;
-    nx_err_clear(&eb);
-    CU_ASSERT_EQUAL_FATAL(nx_load_profile_dir(&db, dir, &eb), 0);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv1a(h, "real_e2e", sizeof "real_e2e");
-    h = fnv1a(h, &scale, sizeof scale);
-    for (int i = 0; i < 2; i++) {
-        const nx_profile *p = nx_modeldb_find(&db, sess[i].model, "fp16");
-        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-        h = fnv1a(h, sess[i].name, strlen(sess[i].name) + 1);
-        h = fnv1a(h, sess[i].model, strlen(sess[i].model) + 1);
-        h = fnv1a(h, "fp16", sizeof "fp16");
-        h = fnv1a(h, &sess[i].slo_us, sizeof sess[i].slo_us);
-        h = fnv1a(h, &p->max_batch, sizeof p->max_batch);
-        h = fnv1a(h, p->mean_us + 1, sizeof(double) * (size_t)p->max_batch);
-    }
-    nx_modeldb_free(&db);
-    return h ? h : 1;
-}
-
 static void test_catalog(void)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/real/e2e.yml", nx_tu_root());
-    nx_catalog a, b, c;
+    nx_setup a, b, c;
     nx_errbuf eb;
     nx_err_clear(&eb);
-    CU_ASSERT_EQUAL_FATAL(nx_catalog_load(&a, path, NULL, 1.0, &eb), 0);
-    CU_ASSERT_EQUAL(a.nsess, 2);
-    CU_ASSERT_EQUAL(nx_catalog_app(&a, "scenes"), 1);
-    CU_ASSERT_EQUAL(nx_catalog_app(&a, "nope"), -1);
-    CU_ASSERT_DOUBLE_EQUAL(a.sess[0].est_rate, 300, 1e-9);
-    CU_ASSERT_STRING_EQUAL(a.combo->name, "nexus");   /* NULL: the first combination */
-    CU_ASSERT_EQUAL(a.hash, e2e_hash(1.0));
-    CU_ASSERT_EQUAL_FATAL(nx_catalog_load(&b, path, "deferred", 1.0, &eb), 0);
-    CU_ASSERT_STRING_EQUAL(b.combo->name, "deferred");
-    CU_ASSERT_STRING_EQUAL(b.combo->batching, "deferred");
-    CU_ASSERT_EQUAL_FATAL(nx_catalog_load(&c, path, NULL, 2.0, &eb), 0);
-    CU_ASSERT_DOUBLE_EQUAL(c.sess[0].est_rate, 600, 1e-9);
-    CU_ASSERT_EQUAL(c.hash, e2e_hash(2.0)); /* another scale plans other rates: refused */
-    CU_ASSERT_NOT_EQUAL(a.hash, c.hash);
-    nx_catalog_free(&a);
-    nx_catalog_free(&b);
-    nx_catalog_free(&c);
+    CU_ASSERT_EQUAL_FATAL(nx_setup_load(&a, path, NULL, 1.0, &eb), 0);
+    CU_ASSERT_EQUAL(a.cat.nsess, 2);
+    CU_ASSERT_PTR_EQUAL(a.cat.x, &a.x);
+    CU_ASSERT_EQUAL(nx_catalog_app(&a.cat, "scenes"), 1);
+    CU_ASSERT_EQUAL(nx_catalog_app(&a.cat, "nope"), -1);
+    CU_ASSERT_DOUBLE_EQUAL(a.cat.sess[0].est_rate, 300, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(a.cat.sess[0].slo_us, 50000, 0);   /* classify: the app's SLO */
+    CU_ASSERT_DOUBLE_EQUAL(a.cat.sess[1].slo_us, 40000, 0);   /* scenes */
+    CU_ASSERT_STRING_EQUAL(a.cat.sess[1].prof->model, "googlenet");
+    CU_ASSERT_STRING_EQUAL(a.cat.combo->name, "nexus");   /* NULL: the first combination */
+    CU_ASSERT_EQUAL_FATAL(nx_setup_load(&b, path, "deferred", 1.0, &eb), 0);
+    CU_ASSERT_STRING_EQUAL(b.cat.combo->name, "deferred");
+    CU_ASSERT_STRING_EQUAL(b.cat.pol.batching->name, "deferred");
+    CU_ASSERT_EQUAL(b.cat.nfrontends, 1);                 /* central dispatch: one frontend */
+    CU_ASSERT_NOT_EQUAL(a.cat.hash, b.cat.hash);          /* another policy: refused */
+    CU_ASSERT_EQUAL_FATAL(nx_setup_load(&c, path, NULL, 2.0, &eb), 0);
+    CU_ASSERT_DOUBLE_EQUAL(c.cat.sess[0].est_rate, 600, 1e-9);
+    CU_ASSERT_NOT_EQUAL(a.cat.hash, c.cat.hash);          /* another scale plans other rates */
+    nx_setup_free(&c);
+    CU_ASSERT_EQUAL_FATAL(nx_setup_load(&c, path, "nexus", 1.0, &eb), 0);
+    CU_ASSERT_EQUAL(a.cat.hash, c.cat.hash);              /* the same file and policy: accepted */
+    nx_setup_free(&a);
+    nx_setup_free(&b);
+    nx_setup_free(&c);
     nx_err_clear(&eb);
-    CU_ASSERT_EQUAL(nx_catalog_load(&a, path, "nope", 1.0, &eb), NX_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(nx_setup_load(&a, path, "nope", 1.0, &eb), NX_ERR_NOTFOUND);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "nope"));
-    nx_catalog_free(&a);
+    nx_setup_free(&a);
 }
 
 /* The scheduler's state file: an exact round trip, every truncation and
@@ -916,7 +881,7 @@ int main(void)
         !CU_add_test(su, "rpc: streams, closes from both sides, shutdown", test_rpc_stream) ||
         !CU_add_test(su, "wire: engine messages and their checks", test_wire) ||
         !CU_add_test(su, "kserve: input tensor checks", test_kserve_input) ||
-        !CU_add_test(su, "catalog: the simulator's sessions, hash", test_catalog) ||
+        !CU_add_test(su, "setup: the engine's catalog of the file, hash", test_catalog) ||
         !CU_add_test(su, "statefile: round trip, truncations, corruptions", test_statefile)) {
         CU_cleanup_registry();
         return 1;

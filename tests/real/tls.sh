@@ -68,6 +68,7 @@ for x in "$FE 1 fe0" "$FE1 0 fe1"; do
 done
 # a load generator over TLS with the token: every query accounted for
 $B/nexus-loadgen $EXP --frontend $FE --scheduler $SCHED --out $T/run --quiet $S
+$B/nexus-sim $EXP --out $T/run/sim --quiet   # the prediction check.py compares the queries with
 $PY tests/real/check.py $T/run
 stop_all
 # nexus-cluster passes the options to every daemon and uses them for its own calls

@@ -4,7 +4,7 @@
 #ifndef NX_REPORT_H
 #define NX_REPORT_H
 
-#include "run.h"
+#include "result.h"
 
 typedef struct nx_sweep_pt {
     double scale, offered, goodput, bad_rate, gpus_used;
