@@ -37,7 +37,7 @@ case $name in
         sim "$f" "$out/$v/s$s" --max-rate --no-requests --seed "$s"
       done
     done ;;
-  sensitivity)
+  sensitivity|paper_era|paper_era_dgx|paper_era_gpu)
     for f in experiments/$name/*.yml; do
       sim "$f" "$out/$(basename "$f" .yml)/s1" --max-rate --no-requests
     done ;;

@@ -97,6 +97,9 @@ static int cmp_name(const void *a, const void *b)
 
 /* The model DB file of a profile directory (prefix sharing), not a profile. */
 #define MODELDB_NAME "modeldb.yml"
+/* A profile directory's GPU interference table (an experiment names it with
+ * cluster.interference); not a profile either, and skipped here. */
+#define INTERFERENCE_NAME "interference.yml"
 
 /* Read, parse and add one profile file (or the directory's modeldb.yml). */
 static int load_profile(nx_modeldb *db, const char *path, nx_errbuf *eb)
@@ -143,7 +146,7 @@ int nx_load_profile_dir(nx_modeldb *db, const char *dir, nx_errbuf *eb)
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!is_profile_name(e->d_name))
+        if (!is_profile_name(e->d_name) || strcmp(e->d_name, INTERFERENCE_NAME) == 0)
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 32;

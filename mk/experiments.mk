@@ -15,7 +15,7 @@ DEB_PACKAGES += python3
 $(DEPS_STAMP): mk/experiments.mk
 
 # longest first, so that parallel jobs finish together
-EXP_NAMES := fig13_cluster100 fig10_game fig10_game_resnet_only fig16_squishy fig17_query_split \
+EXP_NAMES := fig13_cluster100 paper_era_dgx paper_era paper_era_gpu fig10_game fig10_game_resnet_only fig16_squishy fig17_query_split \
 	fig14_multiplex fig11_traffic fig15_prefix fig09_early_drop
 EXP_LONG_NAMES := $(EXP_NAMES) sensitivity
 EXP_ONLY ?=

@@ -321,7 +321,44 @@ def sensitivity(d):
             "|---|---|---|---|\n" + "\n".join(rows) + "\n\n0 = fails (> 1 % bad) already at the search's lowest rate.\n")
 
 
-FIGS = {"sensitivity": sensitivity, "fig09": fig09, "fig10": fig10, "fig10r": fig10r, "fig11": fig11, "fig13": fig13, "fig14": fig14,
+def era_main(v):
+    """The main run (results/...) an experiments/paper_era* variant copies."""
+    if v in ("game", "game_resnet_only", "traffic"):
+        return {"game": "results/fig10_game", "game_resnet_only": "results/fig10_game_resnet_only",
+                "traffic": "results/fig11_traffic"}[v]
+    fig, rest = v.split("_", 1)
+    return "results/" + {"fig14": "fig14_multiplex", "fig15": "fig15_prefix", "fig16": "fig16_squishy",
+                         "fig17": "fig17_query_split"}[fig] + "/" + rest.replace("n", "n", 1)
+
+
+def era(d):
+    """Paper-era runs beside the main runs (no CPU model, margin 1.15, exclusive GPUs):
+    results/paper_era_gpu (no CPU model), paper_era (4 cores/GPU), paper_era_dgx (14)."""
+    root = os.path.dirname(d.rstrip("/"))
+    sets = [os.path.join(root, x) for x in ("paper_era_gpu", "paper_era", "paper_era_dgx")]
+    rows = []
+    for v in variants(d):
+        got = []
+        for sd in sets:
+            sv = os.path.join(sd, v)
+            sums = seeds(sv) if os.path.isdir(sv) else []
+            got.append((per_policy(sums), gpus_at_max(sums)) if sums else ({}, {}))
+        m = era_main(v)
+        hi = per_policy(seeds(m)) if os.path.isdir(m) else {}
+        pols = dict.fromkeys(p for r, _ in got for p in r)
+        for p in pols:
+            cells = [f"{fmt(r[p][0])} ({fmt(g[p][0], 1)})" if p in r else "—" for r, g in got]
+            rows.append(f"| {v} | {p} | {fmt(hi[p][0]) if p in hi else '—'} | " + " | ".join(cells) + " |")
+    return ("| experiment | policy | main run: no CPU, l = 1.15 (mean + std), exclusive | "
+            "paper era, no CPU model (GPUs used) | 4 cores/GPU | 14 cores/GPU |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows) +
+            "\n\nmax rate: highest offered rate with at most 1 % bad (queries/s; game and traffic: frames/s); "
+            "0 = fails already at the search's lowest rate. Paper era: no planner margin; the H100 host's "
+            "pre/post costs (as delays, or FIFO on the cores, overlapped unless -OL); baselines with concurrent "
+            "model servers where the interference table has every model (experiments/README.md).\n")
+
+
+FIGS = {"era": era, "sensitivity": sensitivity, "fig09": fig09, "fig10": fig10, "fig10r": fig10r, "fig11": fig11, "fig13": fig13, "fig14": fig14,
         "fig15": fig15, "fig16": fig16, "fig17": fig17}
 
 if __name__ == "__main__":

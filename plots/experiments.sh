@@ -30,6 +30,9 @@ draw() {  # draw NAME FIG: data + table, then the gnuplot script plots/FIG.gp
 [ -d "$root/fig16_squishy" ] && draw fig16_squishy fig16
 [ -d "$root/fig17_query_split" ] && draw fig17_query_split fig17
 [ -d "$root/sensitivity" ] && python3 "$here/exp_data.py" "$root/sensitivity" sensitivity > /dev/null
+for e in paper_era paper_era_dgx paper_era_gpu; do
+  [ -d "$root/$e" ] && python3 "$here/exp_data.py" "$root/$e" era > /dev/null
+done
 d=$root/fig13_cluster100
 if [ -f "$d/summary.json" ]; then
   # requests per second of arrival: all, and bad (dropped, late, unanswered)

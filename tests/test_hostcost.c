@@ -349,6 +349,7 @@ static char *fixture(char *pdir, size_t n)
     snprintf(text, sizeof text, prof_text, "m1", 0.0, 0.0);
     free(nx_tu_write(pdir, "m1.yml", text));
     free(nx_tu_write(d, "ifx.yml", ifx_text));
+    free(nx_tu_write(pdir, "interference.yml", ifx_text)); /* skipped by the profile loader */
     free(nx_tu_write(d, "cpu.yml",
                      "host: test fixture\nmodels:\n"
                      "  - {model: m0, preprocess_us: 700, postprocess_us: 20}\n"));
@@ -374,7 +375,8 @@ static void test_experiment_keys(void)
     nx_experiment x;
     nx_modeldb db;
     nx_errbuf eb;
-    /* the cost table replaces the profile's pre/post; an app model it lacks is an error */
+    /* the cost table replaces the profile's pre/post; an app model it lacks is an error;
+     * the profile directory's interference.yml is not taken for a profile */
     CU_ASSERT_EQUAL(load_exp(d, "name: e\ncluster: {gpus: 1, profiles: profiles, cpu_cores: 4, "
                                 "cpu_profile: cpu.yml, interference: ifx.yml}\n"
                                 "apps: [{name: a, model: m0, slo_ms: 50, workload: {type: uniform, rate: 100}}]\n"
