@@ -360,8 +360,10 @@ static int pack(sq *q, double f)
         }
         s->u = u_bound(s);
         double d, e;
-        /* ρ < T always fits alone (see the top), so this cannot fail but by
-         * rounding; then the residual is folded into one more dedicated GPU */
+        /* At u = 1, ρ < T always fits alone (see the top) and this fails only
+         * by rounding; at u < 1 a residual close to T may not fit in u of a
+         * cycle. Either way it gets a GPU of its own, run like a saturated one
+         * (batch B back to back), which covers ρ < T. */
         if (s->u <= 0 || !least_duty(q, NULL, i, s->l[1], s->u, &d, &e)) {
             s->nded++;
             need++;
