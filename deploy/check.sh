@@ -87,7 +87,10 @@ teardown() {
   for f in replacement scheduler; do
     [ -f "$out/$f.yaml" ] && podman kube play --down "$out/$f.yaml" > /dev/null 2>&1
   done
-  podman volume rm -f nexus-scheduler-state > /dev/null 2>&1 || true
+  # the claim's volume and the ConfigMaps' (podman 4.3's --down leaves them)
+  for v in $(podman volume ls --format '{{.Name}}' | grep '^nexus-'); do
+    podman volume rm -f "$v" > /dev/null 2>&1 || true
+  done
   podman network rm -f "$NET" > /dev/null 2>&1 || true
 }
 $PY deploy/k8s_check.py podman "$out/emulated.yaml" "$out/podman.yaml"
