@@ -60,10 +60,26 @@ void nx_backend_init(nx_backend *be, nx_env *env, const nx_backend_cfg *cfg)
     }
 }
 
+/* A slot leaves: its queue and its policy state. */
+static void slot_release(nx_backend *be, nx_bsess *bs)
+{
+    nx_rq_free(&bs->q);
+    if (be->cfg.batching->fini)
+        be->cfg.batching->fini(bs);
+    bs->state = NULL;
+}
+
 void nx_backend_free(nx_backend *be)
 {
+    if (be->env) { /* its timers (a batch on the GPU is the executor's to finish) */
+        nx_cancel(be->env, &be->wake);
+        nx_cancel(be->env, &be->keepalive);
+        for (int i = 0; i < be->cfg.cpu_cores && be->cores; i++)
+            if (be->cores[i].busy)
+                nx_cancel(be->env, &be->cores[i].ev);
+    }
     for (int i = 0; i < be->nslots; i++)
-        nx_rq_free(&be->slots[i].q);
+        slot_release(be, &be->slots[i]);
     free(be->slots);
     for (int i = 0; i < be->nruns; i++) {
         free(be->runs[i]->buf);
@@ -132,7 +148,8 @@ static nx_bsess *add_slot(nx_backend *be, int sid, int batch)
     bs->target_batch = batch;
     bs->slo_us = bs->s->slo_us;
     bs->serial_cores = be->cfg.no_overlap ? be->cfg.cpu_cores : 0;
-    be->cfg.batching->init(bs);
+    if (be->cfg.batching->init)
+        be->cfg.batching->init(bs);
     return bs;
 }
 
@@ -418,7 +435,7 @@ void nx_backend_kill(nx_backend *be)
     be->dead = true;
     be->life++;
     for (int i = 0; i < be->nslots; i++)
-        nx_rq_free(&be->slots[i].q);
+        slot_release(be, &be->slots[i]);
     be->nslots = 0;
     be->busy = false;
     be->cursor = 0;
@@ -442,7 +459,7 @@ void nx_backend_revive(nx_backend *be)
 
 static void remove_slot(nx_backend *be, int i)
 {
-    nx_rq_free(&be->slots[i].q);
+    slot_release(be, &be->slots[i]);
     memmove(&be->slots[i], &be->slots[i + 1],
             sizeof(nx_bsess) * (size_t)(be->nslots - i - 1));
     be->nslots--;

@@ -7,6 +7,10 @@
  *                      or over gRPC); the receiver owns msg afterwards
  *   gpu_run(batch)     run a batch on the batch's GPU and fire batch->ev when
  *                      done (latency drawn from the profile, or a real executor)
+ *   cancel(ev)         take a pending timer (armed with at()) back; false if it
+ *                      was not pending. The engine's free functions cancel their
+ *                      own timers, so an engine object can be freed while the
+ *                      simulation or the daemon's loop goes on.
  *
  * Events are intrusive and owned by the caller: no allocation per event. An
  * event must not be re-armed while it is pending. Ties in time fire in the
@@ -57,6 +61,7 @@ typedef struct nx_env_ops {
     void (*at)(nx_env *env, nx_event *ev);
     void (*send)(nx_env *env, int dst, nx_msg *msg);
     void (*gpu_run)(nx_env *env, nx_batch *batch);
+    bool (*cancel)(nx_env *env, nx_event *ev);
 } nx_env_ops;
 
 struct nx_env {
@@ -71,6 +76,7 @@ static inline void nx_at(nx_env *e, nx_event *ev, nx_time t)
 }
 static inline void nx_send(nx_env *e, int dst, nx_msg *m) { e->ops->send(e, dst, m); }
 static inline void nx_gpu_run(nx_env *e, nx_batch *b) { e->ops->gpu_run(e, b); }
+static inline bool nx_cancel(nx_env *e, nx_event *ev) { return e->ops->cancel(e, ev); }
 
 /* A request: one model call of one client query. Owned by whoever created it
  * (the simulator's run, or the frontend daemon); travels by pointer. */

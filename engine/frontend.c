@@ -31,6 +31,7 @@ struct nx_ctimer {
     nx_frontend *fe;
     int session;
     uint64_t gen;
+    bool armed;               /* pending in the env */
     nx_ctimer *next_free;
 };
 
@@ -86,19 +87,27 @@ void nx_frontend_init(nx_frontend *fe, nx_env *env, const nx_frontend_cfg *cfg)
     }
 }
 
-static void route_free(nx_route *r)
+static void route_free(const nx_frontend *fe, nx_route *r)
 {
     free(r->gpu);
     free(r->w);
     free(r->cum);
-    free(r->deficit);
+    if (fe->cfg.lb->fini)
+        fe->cfg.lb->fini(r);
     memset(r, 0, sizeof *r);
 }
 
 void nx_frontend_free(nx_frontend *fe)
 {
+    if (fe->env) { /* its timers: the beacon and central dispatch's wake-ups */
+        nx_cancel(fe->env, &fe->beacon);
+        for (int i = 0; i < fe->ntchunks; i++)
+            for (int k = 0; k < TIMER_CHUNK; k++)
+                if (fe->tchunks[i][k].armed)
+                    nx_cancel(fe->env, &fe->tchunks[i][k].ev);
+    }
     for (int s = 0; s < fe->cfg.nsess; s++)
-        route_free(&fe->routes[s]);
+        route_free(fe, &fe->routes[s]);
     free(fe->routes);
     free(fe->budget_us);
     free(fe->cum_us);
@@ -411,6 +420,7 @@ static void timer_fire(nx_event *ev)
     nx_frontend *fe = t->fe;
     int g = t->session; /* a GPU, for central dispatch */
     bool live = t->gen == fe->cgen[g];
+    t->armed = false;
     t->next_free = fe->free_timers;
     fe->free_timers = t;
     if (!live)
@@ -440,6 +450,7 @@ static void arm_timer(nx_frontend *fe, int g, nx_time at)
     t->ev.fn = timer_fire;
     t->ev.ctx = fe;
     fe->carmed[g] = at;
+    t->armed = true;
     nx_time now = nx_now(fe->env);
     nx_at(fe->env, &t->ev, at > now ? at : now);
 }
@@ -595,18 +606,14 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
         nx_route *r = &fe->routes[s];
         int n = m->off[s + 1] - m->off[s];
         if (n != r->n) {
-            route_free(r);
+            route_free(fe, r);
             r->n = n;
             if (n > 0) {
                 r->gpu = nx_malloc(sizeof(int) * (size_t)n);
                 r->w = nx_malloc(sizeof(double) * (size_t)n);
                 r->cum = nx_malloc(sizeof(double) * (size_t)n);
-                r->deficit = nx_calloc((size_t)n, sizeof(double));
             }
-        } else if (n > 0) {
-            memset(r->deficit, 0, sizeof(double) * (size_t)n);
         }
-        r->cursor = 0;
         r->wsum = 0;
         r->wmin = r->wmax = n > 0 ? m->w[m->off[s]] : 0;
         for (int k = 0; k < n; k++) {
@@ -617,6 +624,8 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
             r->wmin = NX_MIN(r->wmin, r->w[k]);
             r->wmax = NX_MAX(r->wmax, r->w[k]);
         }
+        if (n > 0 && fe->cfg.lb->reset)
+            fe->cfg.lb->reset(r);
         fe->budget_us[s] = m->slo_us[s];
     }
     recompute_cum(fe);

@@ -46,8 +46,7 @@ typedef struct nx_bsess {
                             run on this many cores while the GPU waits */
     nx_time reply_ns;    /* the reply's trip back to the frontend */
     const nx_batch_params *bp;
-    /* policy state */
-    int limit;           /* Clipper AIMD: current batch limit */
+    void *state;         /* the batching policy's own (its init allocates, its fini frees) */
     uint64_t served, dropped;
 } nx_bsess;
 
@@ -78,8 +77,10 @@ typedef struct nx_batching_ops {
      * the window the earliest deadline allows, and dispatched whole to the
      * session's first free GPU (Symphony); the backend runs them as they come */
     bool central;
-    /* (Re)initialise policy state when the session enters a model table. */
+    /* Set up bs->state when the session enters a backend's table, and free it
+     * when the session leaves (both optional: NULL for a stateless policy). */
     void (*init)(nx_bsess *bs);
+    void (*fini)(nx_bsess *bs);
     /* Form the next batch at `now`: move up to `max` requests from bs->q to
      * out[] and return how many. Requests that cannot make their deadline may
      * be dropped through drop(). Returning 0 with *wake < NX_TIME_NEVER asks to
@@ -101,8 +102,7 @@ typedef struct nx_route {
     double *cum;         /* cum[i] = w[0] + ... + w[i] (weighted random: binary search) */
     double wsum, wmin;
     double wmax;
-    double *deficit;     /* DRR */
-    int cursor;          /* DRR */
+    void *state;         /* the load balancer's own (its reset sets it up, its fini frees) */
 } nx_route;
 
 typedef struct nx_lb_ops {
@@ -112,6 +112,10 @@ typedef struct nx_lb_ops {
      * number of requests this frontend has in flight at GPU g; `rng` is the
      * frontend's PRNG state (use nx_rng_uniform). */
     int (*pick)(nx_route *r, const int *outstanding, uint64_t *rng);
+    /* The route's GPUs or weights changed: (re)set r->state for its r->n
+     * entries; and free it. Both optional (NULL: a stateless policy). */
+    void (*reset)(nx_route *r);
+    void (*fini)(nx_route *r);
 } nx_lb_ops;
 
 /* splitmix64-based uniform in [0,1): deterministic, no globals. */

@@ -64,6 +64,8 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
 
 void nx_scheduler_free(nx_scheduler *sc)
 {
+    if (sc->env)
+        nx_cancel(sc->env, &sc->beacon);
     nx_plan_free(&sc->plan);
     nx_plan_free(&sc->next);
     nx_plan_free(&sc->mapped);

@@ -11,13 +11,27 @@
  * exceeds the profile's largest batch. */
 #include "ops.h"
 
-static void init(nx_bsess *bs) { bs->limit = 1; }
+#include <stdlib.h>
+
+typedef struct aimd {
+    int limit;           /* the current batch limit */
+} aimd;
+
+static void init(nx_bsess *bs)
+{
+    aimd *a = nx_malloc(sizeof *a);
+    a->limit = 1;
+    bs->state = a;
+}
+
+static void fini(nx_bsess *bs) { free(bs->state); }
 
 static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn drop,
                 void *drop_ctx, nx_time *wake)
 {
     (void)now, (void)drop, (void)drop_ctx, (void)wake;
-    int b = bs->limit < max ? bs->limit : max;
+    const aimd *a = bs->state;
+    int b = a->limit < max ? a->limit : max;
     if ((uint32_t)b > nx_rq_len(&bs->q))
         b = (int)nx_rq_len(&bs->q);
     for (int i = 0; i < b; i++)
@@ -27,15 +41,16 @@ static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn dro
 
 static void done(nx_bsess *bs, int size, nx_time latency)
 {
+    aimd *a = bs->state;
     const nx_profile *p = bs->prof;
     nx_time objective = NX_US(bs->slo_us - p->pre_us - p->post_us);
     if (latency > objective) {
-        int nl = (int)(bs->limit * bs->bp->aimd_backoff);
-        bs->limit = nl < 1 ? 1 : nl;
-    } else if (size >= bs->limit) {
-        bs->limit += bs->bp->aimd_step;
-        if (bs->limit > p->max_batch)
-            bs->limit = p->max_batch;
+        int nl = (int)(a->limit * bs->bp->aimd_backoff);
+        a->limit = nl < 1 ? 1 : nl;
+    } else if (size >= a->limit) {
+        a->limit += bs->bp->aimd_step;
+        if (a->limit > p->max_batch)
+            a->limit = p->max_batch;
     }
 }
 
@@ -43,6 +58,7 @@ const nx_batching_ops nx_batch_clipper_ops = {
     .name = "clipper_aimd",
     .summary = "Clipper AIMD batch limit against the SLO; eager, never drops",
     .init = init,
+    .fini = fini,
     .form = form,
     .done = done,
 };

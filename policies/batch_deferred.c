@@ -11,8 +11,6 @@
  * waiting and without dropping. */
 #include "ops.h"
 
-static void init(nx_bsess *bs) { (void)bs; }
-
 static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn drop,
                 void *drop_ctx, nx_time *wake)
 {
@@ -27,7 +25,6 @@ const nx_batching_ops nx_batch_deferred_ops = {
     .name = "deferred",
     .summary = "Symphony: central deferred batching at the frontend, whole batches to the first free GPU",
     .central = true,
-    .init = init,
     .form = form,
     .done = NULL,
 };

@@ -11,8 +11,6 @@
  * batches (the paper's §6.3, Fig. 9). */
 #include "ops.h"
 
-static void init(nx_bsess *bs) { (void)bs; }
-
 static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn drop,
                 void *drop_ctx, nx_time *wake)
 {
@@ -44,7 +42,6 @@ static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn dro
 const nx_batching_ops nx_batch_early_drop_ops = {
     .name = "early_drop",
     .summary = "Nexus sliding-window early drop: drop requests that cannot survive a full batch",
-    .init = init,
     .form = form,
     .done = NULL,
 };

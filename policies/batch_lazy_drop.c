@@ -6,8 +6,6 @@
  * drop (§6.3, Fig. 5 and 9). */
 #include "ops.h"
 
-static void init(nx_bsess *bs) { (void)bs; }
-
 static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn drop,
                 void *drop_ctx, nx_time *wake)
 {
@@ -37,7 +35,6 @@ static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn dro
 const nx_batching_ops nx_batch_lazy_drop_ops = {
     .name = "lazy_drop",
     .summary = "drop only when a batch of one would be late; batch sized by the earliest deadline",
-    .init = init,
     .form = form,
     .done = NULL,
 };

@@ -6,8 +6,6 @@
  * and count as late. */
 #include "ops.h"
 
-static void init(nx_bsess *bs) { (void)bs; }
-
 static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn drop,
                 void *drop_ctx, nx_time *wake)
 {
@@ -34,7 +32,6 @@ static int form(nx_bsess *bs, nx_time now, nx_req **out, int max, nx_drop_fn dro
 const nx_batching_ops nx_batch_tf_serving_ops = {
     .name = "tf_serving",
     .summary = "TF-Serving max batch + batch timeout; never drops",
-    .init = init,
     .form = form,
     .done = NULL,
 };

@@ -17,18 +17,48 @@
  * nothing (impossible with positive weights; the bound keeps the loop finite). */
 #include "policies.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct drr {
+    int cursor;
+    int cap;
+    double deficit[];    /* per route entry */
+} drr;
+
+/* New GPUs or weights: every deficit back to 0, the cursor to the first. */
+static void reset(nx_route *r)
+{
+    drr *d = r->state;
+    if (!d || d->cap < r->n) {
+        free(d);
+        d = nx_malloc(sizeof *d + sizeof(double) * (size_t)r->n);
+        d->cap = r->n;
+        r->state = d;
+    }
+    d->cursor = 0;
+    memset(d->deficit, 0, sizeof(double) * (size_t)r->n);
+}
+
+static void fini(nx_route *r)
+{
+    free(r->state);
+    r->state = NULL;
+}
+
 static int pick_with(nx_route *r, uint64_t *rng, double unit)
 {
-    if (!(unit > 0))
+    drr *d = r->state;
+    if (!(unit > 0) || !d)
         return nx_lb_weighted_pick(r, rng);
     for (int step = 0; step < 2 * r->n + 1; step++) {
-        int i = r->cursor;
-        if (r->deficit[i] >= 1.0) {
-            r->deficit[i] -= 1.0;
+        int i = d->cursor;
+        if (d->deficit[i] >= 1.0) {
+            d->deficit[i] -= 1.0;
             return i;
         }
-        r->deficit[i] += r->w[i] / unit;
-        r->cursor = (i + 1) % r->n;
+        d->deficit[i] += r->w[i] / unit;
+        d->cursor = (i + 1) % r->n;
     }
     return nx_lb_weighted_pick(r, rng);
 }
@@ -49,10 +79,14 @@ const nx_lb_ops nx_lb_drr_ops = {
     .name = "drr",
     .summary = "deficit round robin, interleaved (quanta = weight / largest weight)",
     .pick = pick_interleaved,
+    .reset = reset,
+    .fini = fini,
 };
 
 const nx_lb_ops nx_lb_drr_runs_ops = {
     .name = "drr_runs",
     .summary = "Nexus's deficit round robin (quanta = weight / smallest weight: runs)",
     .pick = pick_runs,
+    .reset = reset,
+    .fini = fini,
 };

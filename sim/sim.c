@@ -209,11 +209,18 @@ static void env_gpu_run(nx_env *e, nx_batch *b)
     nx_heap_push(&s->heap, &b->ev);
 }
 
+/* Timers are in the heap (the FIFO holds messages only). */
+static bool env_cancel(nx_env *e, nx_event *ev)
+{
+    return nx_heap_remove(&((nx_sim *)e)->heap, ev);
+}
+
 static const nx_env_ops sim_ops = {
     .now = env_now,
     .at = env_at,
     .send = env_send,
     .gpu_run = env_gpu_run,
+    .cancel = env_cancel,
 };
 
 void nx_sim_init(nx_sim *s, uint64_t seed, double net_delay_us, double net_jitter_us,

@@ -15,6 +15,7 @@
 #include "run.h"
 #include "search.h"
 #include "sim.h"
+#include "backend.h"
 #include "catalog.h"
 #include "policies.h"
 #include "workload.h"
@@ -378,6 +379,53 @@ static void test_trace_replay(void)
     nx_modeldb_free(&db);
     free(exp);
     nx_tu_rmdir(d);
+}
+
+/* ---- env cancel: engine objects freed while the event loop goes on ------------------
+ *
+ * A backend with a keep-alive timer and a frontend with its beacon are freed in the
+ * middle of a simulation: their free functions take their timers back through the
+ * env's cancel, so nothing of theirs is left to fire (under ASan a stale timer would
+ * be a use after free); the simulation's own event still fires. */
+static void drop_msg(void *ctx, int dst, nx_msg *m)
+{
+    (void)ctx, (void)dst;
+    free(m);
+}
+
+static void drop_msg_ctx(void *ctx, nx_msg *m)
+{
+    (void)ctx;
+    free(m);
+}
+
+static void count_fire(nx_event *ev) { (*(int *)ev->ctx)++; }
+
+static void test_env_cancel(void)
+{
+    nx_sim s;
+    nx_sim_init(&s, 1, 10, 0, drop_msg, NULL);
+    nx_batch_params bp = {.dispatch_slack_us = 100};
+    nx_backend_cfg bc = {.gpu = 0, .batching = nx_batching_find("clipper_aimd"), .bp = &bp,
+                         .multiplier = 1, .keepalive_s = 1, .window_end = NX_TIME_NEVER};
+    nx_backend be;
+    nx_backend_init(&be, &s.env, &bc);
+    nx_backend_start(&be);
+    int fired = 0;
+    nx_event mine = {.fn = count_fire, .ctx = &fired};
+    nx_at(&s.env, &mine, NX_SEC(5));
+    while (s.now < NX_SEC(2) && nx_sim_step(&s, NX_SEC(2)))
+        ;
+    CU_ASSERT_EQUAL(s.heap.n, 2);           /* the keep-alive timer and ours */
+    CU_ASSERT_FALSE(nx_cancel(&s.env, &(nx_event){0})); /* never armed: not pending */
+    nx_backend_free(&be);
+    CU_ASSERT_EQUAL(s.heap.n, 1);           /* ours only */
+    while (nx_sim_step(&s, NX_TIME_NEVER)) /* a keep-alive message may still be in flight */
+        ;
+    CU_ASSERT_EQUAL(fired, 1);
+    CU_ASSERT_EQUAL(s.now, NX_SEC(5));      /* nothing after ours: no keep-alive re-armed */
+    nx_sim_discard(&s, drop_msg_ctx, NULL);
+    nx_sim_free(&s);
 }
 
 /* ---- engine/workload + engine/catalog: what the real daemons take instead of a run -----
@@ -889,6 +937,7 @@ int main(void)
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);
     CU_add_test(s, "trace replay: nexus-tracegen -> trace workload", test_trace_replay);
+    CU_add_test(s, "env cancel: a backend freed mid-run leaves no timer behind", test_env_cancel);
     CU_add_test(s, "workload iterator = the run's queries; catalog = its sessions; hash",
                 test_workload_and_catalog);
     CU_add_test(s, "DAG app: a fan-out change re-splits the SLO", test_fanout_change_resplits);

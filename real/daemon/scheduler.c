@@ -323,7 +323,6 @@ static void engine_drop(sched *s)
     if (!s->sc)
         return;
     nx_scheduler_stop(s->sc);
-    nx_loop_cancel(s->loop, &s->sc->beacon);
     s->epochs_done += s->sc->epochs;
     s->triggers_done += s->sc->triggers;
     nx_scheduler_free(s->sc);

@@ -18,11 +18,14 @@ static void renv_gpu_run(nx_env *e, nx_batch *b)
     r->gpu_run(r->ctx, b);
 }
 
+static bool renv_cancel(nx_env *e, nx_event *ev) { return nx_loop_cancel(((nx_renv *)e)->loop, ev); }
+
 static const nx_env_ops renv_ops = {
     .now = renv_now,
     .at = renv_at,
     .send = renv_send,
     .gpu_run = renv_gpu_run,
+    .cancel = renv_cancel,
 };
 
 void nx_renv_init(nx_renv *e, nx_loop *loop, void (*send)(void *, int, nx_msg *),
