@@ -79,6 +79,7 @@ static const row profile_rows[] = {
     R_CUSTOM("input_shape", set_input_shape),
     R_DBL("preprocess_us", nx_profile, pre_us, 0, NOLIM, 0),
     R_DBL("postprocess_us", nx_profile, post_us, 0, NOLIM, 0),
+    R_BOOL("padded", nx_profile, padded),
     R_STRDUP("provenance", nx_profile, provenance),
     R_LIST("batches", nx_profile, points, npoints, nx_profile_point, &point_table),
 };

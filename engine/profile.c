@@ -29,8 +29,18 @@ static int cmp_point(const void *a, const void *b)
 
 /* Fill dst[1..maxb] from (xs, ys): linear between points, the first point's
  * value below it. With one point every batch up to it gets that value. */
-static void densify(double *dst, int maxb, const double *xs, const double *ys, int n)
+static void densify(double *dst, int maxb, const double *xs, const double *ys, int n,
+                    bool step)
 {
+    if (step) { /* the smallest measured batch >= b */
+        int k = 0;
+        for (int b = 1; b <= maxb; b++) {
+            while (xs[k] < b)
+                k++;
+            dst[b] = ys[k];
+        }
+        return;
+    }
     if (n == 1) {
         for (int b = 1; b <= maxb; b++)
             dst[b] = ys[0];
@@ -83,13 +93,13 @@ int nx_profile_finish(nx_profile *p, nx_errbuf *eb)
         xs[i] = p->points[i].batch;
     for (int i = 0; i < n; i++)
         ys[i] = p->points[i].mean_us;
-    densify(p->mean_us, maxb, xs, ys, n);
+    densify(p->mean_us, maxb, xs, ys, n, p->padded);
     for (int i = 0; i < n; i++)
         ys[i] = p->points[i].std_us;
-    densify(p->std_us, maxb, xs, ys, n);
+    densify(p->std_us, maxb, xs, ys, n, p->padded);
     for (int i = 0; i < n; i++)
         ys[i] = p->points[i].mem_mb;
-    densify(p->mem_mb, maxb, xs, ys, n);
+    densify(p->mem_mb, maxb, xs, ys, n, p->padded);
     free(xs);
     free(ys);
     p->max_batch = maxb;

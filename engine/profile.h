@@ -7,6 +7,11 @@
  * Below the smallest measured batch, a batch costs what the smallest measured
  * one costs (it can always be padded up to it), never less.
  *
+ * `padded: true` describes an executor that runs only the measured batch sizes
+ * and pads a batch up to the next one (the real CUDA backend, which captures
+ * one CUDA graph per size): batch b then costs the smallest measured batch
+ * >= b (a step function), not the linear interpolation.
+ *
  * The planner's latency ℓ(b) is  multiplier * (mean(b) + std(b))  (Nexus uses
  * 1.15*(mean+std); the multiplier is the scheduler's `profile_multiplier`). */
 #ifndef NX_PROFILE_H
@@ -28,6 +33,7 @@ typedef struct nx_profile {
     int input_shape[8];
     int input_ndim;
     double pre_us, post_us;  /* CPU cost per request (pre- and post-processing) */
+    bool padded;             /* a batch costs the next measured batch (see above) */
     char *provenance;        /* free text: where the numbers came from (owned) */
 
     /* measured points, sorted by batch, unique */

@@ -192,6 +192,35 @@ static void test_toy_profiles(void)
     nx_modeldb_free(&db);
 }
 
+/* padded: true -- a batch costs the next measured batch (step), not the interpolation. */
+static void test_padded_profile(void)
+{
+    static const char *const text[2] = {
+        "model: m\ngpu: g\nprecision: fp32\nbatches:\n  - {batch: 2, mean_us: 100, std_us: 2}\n"
+        "  - {batch: 4, mean_us: 200, std_us: 4}\n  - {batch: 8, mean_us: 600, std_us: 8}\n",
+        "model: m\ngpu: g\nprecision: fp32\npadded: true\nbatches:\n  - {batch: 2, mean_us: 100, std_us: 2}\n"
+        "  - {batch: 4, mean_us: 200, std_us: 4}\n  - {batch: 8, mean_us: 600, std_us: 8}\n",
+    };
+    nx_profile p[2];
+    for (int k = 0; k < 2; k++) {
+        nx_profile_init(&p[k]);
+        nx_errbuf eb;
+        nx_err_clear(&eb);
+        CU_ASSERT_FATAL(nx_profile_parse(&p[k], text[k], strlen(text[k]), "p.yml", &eb) == 0);
+        CHECK_INT(p[k].max_batch, 8);
+    }
+    CHECK_TRUE(!p[0].padded && p[1].padded);
+    CHECK_DBL(nx_profile_mean(&p[0], 5), 300, 1e-9);   /* linear between 4 and 8 */
+    CHECK_DBL(nx_profile_mean(&p[1], 5), 600, 0);      /* padded up to 8 */
+    CHECK_DBL(nx_profile_std(&p[1], 5), 8, 0);
+    CHECK_DBL(nx_profile_mean(&p[1], 1), 100, 0);
+    CHECK_DBL(nx_profile_mean(&p[1], 3), 200, 0);
+    CHECK_DBL(nx_profile_mean(&p[1], 4), 200, 0);
+    CHECK_DBL(nx_profile_mean(&p[1], 8), 600, 0);
+    for (int k = 0; k < 2; k++)
+        nx_profile_free(&p[k]);
+}
+
 /* A profile with problems: the message names the file, the line and the field. */
 static void test_bad_profiles(void)
 {
@@ -779,6 +808,7 @@ int main(void)
     } tests[] = {
         { "h100 profiles", test_h100_profiles },
         { "toy profiles", test_toy_profiles },
+        { "padded profile", test_padded_profile },
         { "bad profiles", test_bad_profiles },
         { "azure code trace", test_trace_azure_code },
         { "trace formats", test_trace_formats },

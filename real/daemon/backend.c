@@ -93,6 +93,8 @@ struct be {
     nx_xreq **xbuf;
     int xcap;
     const char *xname;
+    FILE *blog;                  /* --batch-log: one line per batch */
+    nx_time blog_t0;
     bool stopping;
     int exit_code;
     int ready_fd;
@@ -347,9 +349,32 @@ static void serve_open(void *ctx, nx_rpc_call *c)
 
 /* ---- the executor -------------------------------------------------------------------------- */
 
+/* --batch-log: the batch's model (a prefix group's: its prefix), size, suffix parts, the
+ * profile's prediction (mean at the size, plus each part's suffix at its count: what the
+ * simulator draws around) and the executor's measured time. */
+static void log_batch(be *b, const nx_batch *bt, nx_time exec_ns)
+{
+    nx_time now = nx_loop_now(b->loop);
+    if (!b->blog_t0)
+        b->blog_t0 = now;
+    double pred = nx_profile_mean(bt->prof, bt->size);
+    char parts[256] = "";
+    size_t n = 0;
+    for (int k = 0; k < bt->nparts; k++) {
+        pred += nx_profile_mean(bt->part_prof[k], bt->part_n[k]);
+        if (n < sizeof parts)
+            n += (size_t)snprintf(parts + n, sizeof parts - n, "%s%s:%d", k ? "+" : "",
+                                  bt->part_prof[k]->model, bt->part_n[k]);
+    }
+    fprintf(b->blog, "%.6f,%s,%d,%s,%.1f,%.1f\n", NX_TO_US(now - b->blog_t0) * 1e-6,
+            bt->prof->model, bt->size, parts, pred, NX_TO_US(exec_ns));
+}
+
 static void exec_done(void *ctx, nx_batch *bt, nx_time exec_ns)
 {
     be *b = ctx;
+    if (b->blog)
+        log_batch(b, bt, exec_ns);
     for (int i = 0; i < bt->size; i++)
         NX_CONTAINER_OF(bt->reqs[i], breq, r)->exec = exec_ns;
     b->busy_ns += exec_ns;
@@ -357,7 +382,6 @@ static void exec_done(void *ctx, nx_batch *bt, nx_time exec_ns)
         b->m_batches[bt->session]++;
     bt->latency = exec_ns;
     bt->ev.fn(&bt->ev); /* the engine's batch_done: replies, next batch */
-    (void)b;
 }
 
 static void engine_gpu_run(void *ctx, nx_batch *bt)
@@ -585,6 +609,10 @@ static void usage(FILE *f)
             "  --max-queue N        requests held at most; beyond, rejected (default 8192)\n"
             "  --slot N             ask for this slot (a restarted backend: its old one)\n"
             "  --seed N             emulated latency draws (default: the experiment's + slot)\n"
+            "  --synthetic-input    cpu/cuda: accept any input, run the model on its own\n"
+            "                       pseudo-random rows (the host-to-GPU copy still happens)\n"
+            "  --batch-log FILE     one CSV line per batch: t_s,model,size,parts,pred_us,exec_us\n"
+            "                       (pred_us: the profile's mean; exec_us: the executor's time)\n"
             "  --ready-fd FD        write 'ready DATA_ADDR' to FD once registered, then close it\n"
             NX_SERVE_USAGE
             "  --help               this text\n"
@@ -597,7 +625,8 @@ int main(int argc, char **argv)
 {
     const char *prog = "nexus-backend";
     const char *sched = NULL, *listen = "127.0.0.1:0", *adv = NULL, *policy = NULL;
-    const char *xname = "emulated", *models = "models", *path;
+    const char *xname = "emulated", *models = "models", *path, *blog = NULL;
+    bool synthetic = false;
     double scale = 1;
     long gpu = 0, maxq = 8192, slot = -1, ready_fd = -1, seed = -1;
     static const struct option opts[] = {
@@ -605,6 +634,7 @@ int main(int argc, char **argv)
         {"policy", 1, 0, 'p'}, {"scale", 1, 0, 's'}, {"executor", 1, 0, 'x'},
         {"gpu", 1, 0, 'g'}, {"models", 1, 0, 'm'}, {"max-queue", 1, 0, 'q'},
         {"slot", 1, 0, 'n'}, {"seed", 1, 0, 'e'}, {"ready-fd", 1, 0, 'r'},
+        {"synthetic-input", 0, 0, 'I'}, {"batch-log", 1, 0, 'B'},
         {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
     nx_serve_opts so = {0};
@@ -624,6 +654,8 @@ int main(int argc, char **argv)
         case 'n': bad = nx_cli_long(prog, "--slot", optarg, 0, 4095, &slot); break;
         case 'e': bad = nx_cli_long(prog, "--seed", optarg, 0, 1L << 62, &seed); break;
         case 'r': bad = nx_cli_long(prog, "--ready-fd", optarg, 0, 65535, &ready_fd); break;
+        case 'I': synthetic = true; break;
+        case 'B': blog = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             if ((bad = nx_serve_opt(&so, prog, o, optarg)) < 0) {
@@ -652,6 +684,15 @@ int main(int argc, char **argv)
     b->xname = xname;
     b->keepalive_s = 1;
     b->max_queue = (int)maxq;
+    if (blog) {
+        b->blog = fopen(blog, "w");
+        if (!b->blog) {
+            fprintf(stderr, "%s: --batch-log: cannot write %s\n", prog, blog);
+            free(b);
+            return 1;
+        }
+        fprintf(b->blog, "t_s,model,size,parts,pred_us,exec_us\n");
+    }
     nx_errbuf eb;
     nx_err_clear(&eb);
     nx_rpc_cfg rcfg;
@@ -667,6 +708,7 @@ int main(int argc, char **argv)
             .seed = seed >= 0 ? (uint64_t)seed : b->setup.x.seed * 7919 + (uint64_t)(slot + 1),
             .done = exec_done,
             .ctx = b,
+            .synthetic = synthetic,
         };
         rc = xops->init(&b->xstate, &xc, &eb);
     }
@@ -678,6 +720,8 @@ int main(int argc, char **argv)
             nx_daemon_close(b->loop, &b->setup, b->rpc);
         }
         nx_serve_free(&so);
+        if (b->blog)
+            fclose(b->blog);
         free(b);
         return 1;
     }
@@ -771,6 +815,8 @@ int main(int argc, char **argv)
     nx_serving_free(&b->sv);
     nx_daemon_close(b->loop, &b->setup, b->rpc);
     nx_serve_free(&so);
+    if (b->blog)
+        fclose(b->blog);
     int code = rc < 0 ? 1 : b->exit_code;
     free(b);
     return code;

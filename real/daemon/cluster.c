@@ -93,6 +93,7 @@ struct cl {
     nx_rpc_cfg rpc_cfg;        /* the same for this program's own calls */
     int payload;
     bool quiet, requests, predict;
+    bool batch_logs;          /* --batch-logs: each backend's --batch-log in logdir */
     child ch[MAX_CHILDREN];
     int nch;
     child *sched;
@@ -393,7 +394,7 @@ static void stop_children(cl *c, const char *prefix)
 
 typedef struct argv_b {
     char *v[48];
-    char store[48][192];
+    char store[48][1200];
     int n;
 } argv_b;
 
@@ -439,6 +440,10 @@ static child *start_backend(cl *c, int slot, bool awaited)
     }
     for (int i = 0; i < c->nbe_args; i++)
         arg(&a, "%s", c->be_args[i]);
+    if (c->batch_logs) {
+        arg(&a, "--batch-log");
+        arg(&a, "%s/backend%d.batches.csv", c->logdir, slot);
+    }
     char name[32];
     snprintf(name, sizeof name, "backend%d", slot);
     child *ch = spawn(c, name, slot, a.v, awaited);
@@ -764,6 +769,8 @@ static void usage(FILE *f)
             "  --tls-server-name, --token-file, --max-msg-mb   passed to every daemon (see their\n"
             "                         --help; --metrics wants port 0); this program's own calls\n"
             "                         use the TLS options and the token too\n"
+            "  --batch-logs           each backend logs its batches (predicted and measured time)\n"
+            "                         to DIR/logs/POLICY/backendN.batches.csv\n"
             "  --no-requests          do not write requests.csv\n"
             "  --no-predict           no simulator prediction (by default nexus-sim runs the\n"
             "                         same queries into DIR/sim/)\n"
@@ -793,7 +800,8 @@ int main(int argc, char **argv)
         {"restart-backend", 1, 0, 'R'}, {"kill-frontend", 1, 0, 'k' + 256},
         {"restart-frontend", 1, 0, 'r' + 256}, {"stop-backend", 1, 0, 'T'}, {"cont-backend", 1, 0, 'C'},
         {"run", 1, 0, 'c'}, {"ready-timeout", 1, 0, 'r'}, {"bin", 1, 0, 'B'},
-        {"no-requests", 0, 0, 'N'}, {"quiet", 0, 0, 'q'}, {"backend-arg", 1, 0, 'A'},
+        {"no-requests", 0, 0, 'N'}, {"batch-logs", 0, 0, 'L'}, {"quiet", 0, 0, 'q'},
+        {"backend-arg", 1, 0, 'A'},
         {"frontend-arg", 1, 0, 'F'}, {"scheduler-arg", 1, 0, 'G'}, {"no-predict", 0, 0, 'P'},
         {"help", 0, 0, 'h'}, NX_SERVE_LONGOPTS, {0, 0, 0, 0},
     };
@@ -831,6 +839,7 @@ int main(int argc, char **argv)
         case 'B': bin = optarg; break;
         case 'N': c->requests = false; break;
         case 'P': c->predict = false; break;
+        case 'L': c->batch_logs = true; break;
         case 'A':
         case 'F':
         case 'G': {

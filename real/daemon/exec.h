@@ -37,6 +37,7 @@ typedef struct nx_bexec_cfg {
     const char *models;     /* directory of <model>.onnx (cpu, cuda) */
     int device;             /* GPU index (cuda) */
     uint64_t seed;          /* emulated: the latency draws */
+    bool synthetic;         /* cpu, cuda: ignore request inputs, run the model's own rows */
     nx_exec_done_fn done;
     void *ctx;
 } nx_bexec_cfg;

@@ -44,6 +44,8 @@ typedef struct opts {
     int warmup, reps;
     double budget_s;    /* per batch size: stop repeating after this much (min 3 passes) */
     int progress;       /* -1 auto (tty), 0 off, 1 on */
+    bool host_io;       /* time run() from host buffers even where the executor has bench */
+    bool padded;        /* write `padded: true`: the server pads to the measured sizes */
 } opts;
 
 static double now_s(void)
@@ -71,6 +73,10 @@ static void usage(FILE *f)
             "  --warmup N       untimed passes per batch size (default 3)\n"
             "  --reps N         timed passes per batch size (default 20)\n"
             "  --budget S       stop a batch size's timed passes after S seconds, at least 3 (default 30)\n"
+            "  --host-io        time run() (host input -> host output, the copies included, as a\n"
+            "                   backend runs a batch) instead of the executor's device-side bench\n"
+            "  --padded         write `padded: true`: a batch costs the next measured batch (the\n"
+            "                   CUDA backend pads to the sizes it captured)\n"
             "  --progress / --quiet   force the progress bar on / everything on stderr off\n"
             "\n"
             "       nexus-profile --prepost-only --out FILE [--host TEXT] MODEL.onnx...\n"
@@ -201,6 +207,10 @@ static int parse_args(int argc, char **argv, opts *o)
         } else if (!strcmp(a, "--host")) {
             NEED_ARG;
             o->host = v;
+        } else if (!strcmp(a, "--host-io")) {
+            o->host_io = true;
+        } else if (!strcmp(a, "--padded")) {
+            o->padded = true;
         } else if (!strcmp(a, "--progress")) {
             o->progress = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -456,7 +466,7 @@ static int session_open(session *s, int b, nx_errbuf *eb)
 static int time_batch(session *s, int b, double *us, nx_errbuf *eb)
 {
     const opts *o = s->o;
-    if (s->ops->bench)
+    if (s->ops->bench && !o->host_io)
         return s->ops->bench(s->e, b, o->warmup, o->reps, us, eb) ? eb->rc : o->reps;
     for (int i = 0; i < o->warmup; i++)
         if (s->ops->run(s->e, b, (const float *const *)s->in, s->out, eb))
@@ -728,8 +738,9 @@ int main(int argc, char **argv)
              "for batch %d (%.1f MB), linear between; largest batch that fits: %s%d; "
              "preprocess: %s; postprocess: %s%s",
              device, s.ops->name, prec, date, o.warmup, o.reps,
-             s.ops->bench ? "device time of the executor's bench: inputs on the device"
-                          : "wall time of run(): host input to host output",
+             s.ops->bench && !o.host_io
+                 ? "device time of the executor's bench: inputs on the device"
+                 : "wall time of run(): host input to host output",
              mem1 / 1048576.0, bmax, memmax / 1048576.0,
              fit == o.nbatches - 1 ? "every requested batch, up to " : "", bmax, pre_what,
              post_what, part_what);
@@ -738,7 +749,10 @@ int main(int argc, char **argv)
     fprintf(f, "model: %s\ngpu: %s\nprecision: %s\ninput_shape: [", name, gpu, prec);
     for (int i = 1; i < x->ndim; i++)
         fprintf(f, "%s%lld", i > 1 ? ", " : "", (long long)x->dims[i]);
-    fprintf(f, "]\npreprocess_us: %.1f\npostprocess_us: %.1f\nprovenance: ", pre_us, post_us);
+    fprintf(f, "]\npreprocess_us: %.1f\npostprocess_us: %.1f\n", pre_us, post_us);
+    if (o.padded)
+        fprintf(f, "padded: true\n");
+    fprintf(f, "provenance: ");
     yaml_escape(f, prov);
     fprintf(f, "\nbatches:\n");
     for (int i = 0; i < npts; i++)
