@@ -434,6 +434,10 @@ static child *start_backend(cl *c, int slot, bool awaited)
     arg(&a, "%d", slot);
     arg(&a, "--executor");
     arg(&a, "%s", c->executor);
+    if (!strcmp(c->executor, "cuda")) { /* one GPU per backend (a --backend-arg --gpu overrides) */
+        arg(&a, "--gpu");
+        arg(&a, "%d", slot);
+    }
     if (c->models) {
         arg(&a, "--models");
         arg(&a, "%s", c->models);
@@ -744,7 +748,7 @@ static void usage(FILE *f)
             "  --frontends M          frontends (default 1)\n"
             "  --scale S              workload rate scale (default 1)\n"
             "  --seed N               the experiment's seed unless given\n"
-            "  --executor E           emulated (default), cpu or cuda\n"
+            "  --executor E           emulated (default), cpu or cuda (backend N on GPU N)\n"
             "  --models DIR           ONNX models for cpu/cuda\n"
             "  --payload N|auto       FP32 values per request (default 16; auto: each app's\n"
             "                         model input, for the cpu/cuda executors)\n"

@@ -17,11 +17,21 @@
  * ../shared/data/h100-pytorch-cudagraph.py measures PyTorch (5 and 40 by default). The
  * first use of a batch size tunes and captures it; that time is reported as tune_s.
  *
+ * Streams (--streams K, with --bench LIST): GPU sharing as the paper's baselines do it, several
+ * model servers launching on one GPU at once. K executors of the model (each its own CUDA
+ * stream, memory and CUDA graphs, tuned one after the other) replay the batch's graph
+ * concurrently, k = 1..K of them at a time, one host thread each, started together; each
+ * replay is timed with events on its own stream, so a stream's time includes what it waits for
+ * the others. Per k: the mean per-batch latency over every stream's timed replays, written as
+ * one `interference` line (and a YAML entry for profiles/<gpu>/interference.yml, see
+ * real/dnn/cuda/README.md) with the k = 1..K latencies.
+ *
  * Every result is one line on stdout and, with --json, one JSON object per line appended to
  * FILE. Exit status: 0 when every check passed, 1 when one is over tolerance, 2 on errors
  * (including "CUDA backend not built" in a build without USE_CUDA=1). */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +50,7 @@ typedef struct opts {
     unsigned long seed;
     double tol[2];
     int check;
+    int streams;                 /* --streams K: concurrent replays, k = 1..K (0: off) */
 } opts;
 
 static const char *const prec_name[2] = {"fp32", "fp16"};
@@ -55,7 +66,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: nexus-dnn-check MODEL.onnx [--precision fp32|fp16|both] [--batches 1,4]\n"
                "       [--bench LIST] [--warmup N] [--reps N] [--tol-fp32 X] [--tol-fp16 X]\n"
-               "       [--device N] [--seed N] [--json FILE] [--no-check]\n"
+               "       [--device N] [--seed N] [--json FILE] [--no-check] [--streams K]\n"
+               "--streams K: with --bench, the latency of k = 1..K executors replaying\n"
+               "             concurrently on their own streams (GPU sharing)\n"
                "LIST: comma-separated batch sizes and ranges, e.g. 1,2,4-8,256\n");
 }
 
@@ -140,6 +153,13 @@ static int parse_args(opts *o, int argc, char **argv)
                 fprintf(stderr, "nexus-dnn-check: bad batch list '%s' for %s\n", v, a);
                 return -1;
             }
+        } else if (!strcmp(a, "--streams")) {
+            i++;
+            if (parse_long(v, 1, 16, &l)) {
+                fprintf(stderr, "nexus-dnn-check: bad value '%s' for --streams (1..16)\n", v);
+                return -1;
+            }
+            o->streams = (int)l;
         } else if (!strcmp(a, "--warmup") || !strcmp(a, "--reps") || !strcmp(a, "--device") ||
                    !strcmp(a, "--seed")) {
             i++;
@@ -178,6 +198,12 @@ static int parse_args(opts *o, int argc, char **argv)
     }
     if (!o->model) {
         usage(stderr);
+        return -1;
+    }
+    if (o->streams)
+        o->check = 0;   /* --streams measures only */
+    if (o->streams && !o->nbench) {
+        fprintf(stderr, "nexus-dnn-check: --streams needs --bench LIST\n");
         return -1;
     }
     if (!o->check && !o->nbench) {
@@ -276,6 +302,134 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* ---- --streams: concurrent replays ---- */
+
+typedef struct gate {            /* the streams start together (or not at all) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;                   /* 0 wait, 1 go, -1 abandon */
+} gate;
+
+typedef struct sworker {
+    nx_exec *e;
+    int batch, warmup, reps;
+    double *us;
+    gate *start;
+    int rc;
+    char err[256];
+} sworker;
+
+static void *stream_main(void *arg)
+{
+    sworker *w = arg;
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    pthread_mutex_lock(&w->start->mu);
+    while (w->start->state == 0)
+        pthread_cond_wait(&w->start->cv, &w->start->mu);
+    int go = w->start->state > 0;
+    pthread_mutex_unlock(&w->start->mu);
+    if (!go)
+        return NULL;
+    w->rc = nx_exec_cuda_ops.bench(w->e, w->batch, w->warmup, w->reps, w->us, &eb);
+    if (w->rc)
+        snprintf(w->err, sizeof w->err, "%s", eb.msg);
+    return NULL;
+}
+
+/* K executors of g at precision p; for each bench batch, k = 1..K of them replaying at once. */
+static int run_streams(const opts *o, const nx_graph *g, const char *name, int p, FILE *jf)
+{
+    int K = o->streams, rc = 0;
+    nx_exec **ex = nx_calloc((size_t)K, sizeof *ex);
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    for (int i = 0; i < K && !rc; i++)
+        if ((rc = nx_exec_cuda_ops.init(&ex[i], g, p ? NX_PREC_FP16 : NX_PREC_FP32, o->device, &eb)))
+            fprintf(stderr, "nexus-dnn-check: %s: CUDA %s executor %d of %d: %s\n", name,
+                    prec_name[p], i + 1, K, eb.msg);
+    sworker *w = nx_calloc((size_t)K, sizeof *w);
+    pthread_t *th = nx_calloc((size_t)K, sizeof *th);
+    for (int i = 0; i < K; i++)
+        w[i].us = nx_malloc((size_t)o->reps * sizeof(double));
+    for (int bi = 0; bi < o->nbench && !rc; bi++) {
+        int b = o->bench[bi];
+        double t0 = now_s();
+        for (int i = 0; i < K && !rc; i++)   /* tune + capture, one at a time */
+            if ((rc = nx_exec_cuda_ops.bench(ex[i], b, 0, 1, w[i].us, &eb)))
+                fprintf(stderr, "nexus-dnn-check: %s: CUDA %s batch %d: %s\n", name, prec_name[p],
+                        b, eb.msg);
+        double tune = now_s() - t0;
+        double lat[16] = {0};
+        for (int k = 1; k <= K && !rc; k++) {
+            gate start = {.state = 0};
+            pthread_mutex_init(&start.mu, NULL);
+            pthread_cond_init(&start.cv, NULL);
+            int started = 0;
+            for (int i = 0; i < k; i++) {
+                w[i] = (sworker){.e = ex[i], .batch = b, .warmup = o->warmup, .reps = o->reps,
+                                 .us = w[i].us, .start = &start};
+                if (pthread_create(&th[i], NULL, stream_main, &w[i])) {
+                    fprintf(stderr, "nexus-dnn-check: cannot start a thread\n");
+                    rc = NX_ERR_IO;
+                    break;
+                }
+                started++;
+            }
+            pthread_mutex_lock(&start.mu);
+            start.state = rc ? -1 : 1;
+            pthread_cond_broadcast(&start.cv);
+            pthread_mutex_unlock(&start.mu);
+            double sum = 0, mx = 0;
+            for (int i = 0; i < started; i++) {
+                pthread_join(th[i], NULL);
+                if (w[i].rc && !rc) {
+                    rc = w[i].rc;
+                    fprintf(stderr, "nexus-dnn-check: %s: stream %d: %s\n", name, i, w[i].err);
+                }
+                for (int r = 0; r < o->reps; r++) {
+                    sum += w[i].us[r];
+                    mx = w[i].us[r] > mx ? w[i].us[r] : mx;
+                }
+            }
+            pthread_mutex_destroy(&start.mu);
+            pthread_cond_destroy(&start.cv);
+            if (rc)
+                break;
+            lat[k - 1] = sum / ((double)k * o->reps);
+            if (!rc)
+                printf("streams %-16s %s batch %3d  k %d  mean %10.1f us per batch  (x%.2f of k=1)"
+                       "  max %10.1f  throughput %.0f/s\n", name, prec_name[p], b, k, lat[k - 1],
+                       lat[k - 1] / lat[0], mx, k * b * 1e6 / lat[k - 1]);
+            fflush(stdout);
+        }
+        if (rc)
+            break;
+        printf("interference:   - {model: %s, precision: %s, batch: %d, latency_us: [", name,
+               prec_name[p], b);
+        for (int k = 0; k < K; k++)
+            printf("%s%.1f", k ? ", " : "", lat[k]);
+        printf("]}\n");
+        if (jf) {
+            fprintf(jf, "{\"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"streams\": "
+                        "{\"reps\": %d, \"tune_s\": %.3f, \"latency_us\": [", name, prec_name[p], b,
+                    o->reps, tune);
+            for (int k = 0; k < K; k++)
+                fprintf(jf, "%s%.1f", k ? ", " : "", lat[k]);
+            fprintf(jf, "]}}\n");
+        }
+    }
+    for (int i = 0; i < K; i++) {
+        free(w[i].us);
+        if (ex[i])
+            nx_exec_cuda_ops.free(ex[i]);
+    }
+    free(w);
+    free(th);
+    free(ex);
+    return rc ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
@@ -336,7 +490,12 @@ int main(int argc, char **argv)
         }
     }
 
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < 2 && o.streams; p++) {
+        if (!(o.prec_mask & (1 << p)) || status == 2)
+            continue;
+        status = run_streams(&o, &g, name, p, jf);
+    }
+    for (int p = 0; p < 2 && !o.streams; p++) {
         if (!(o.prec_mask & (1 << p)))
             continue;
         nx_exec *gpu = NULL;
