@@ -294,6 +294,7 @@ static const row cluster_rows[] = {
     R_INT("cpu_cores", nx_experiment, cpu_cores, 0, 4096, 0),
     R_PATH("cpu_profile", nx_experiment, cpu_profile, 0),
     R_PATH("interference", nx_experiment, interference, 0),
+    R_DBL("batch_overhead_us", nx_experiment, batch_overhead_us, 0, 1e6, 0),
 };
 static const table cluster_table = TABLE(cluster_rows);
 

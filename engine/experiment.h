@@ -198,6 +198,9 @@ typedef struct nx_experiment {
     int gpus;
     char gpu_type[NX_NAME_MAX];
     double gpu_mem_mb;      /* memory per GPU: gpu_mem_gb x 1024 (default 80 GB = 81920 MB) */
+    double batch_overhead_us; /* a real backend's cost per batch beyond its executor's run
+                                 (hand-over to the executor thread and back, the next batch's
+                                 formation): the simulator adds it to every batch (default 0) */
     char profile_dir[512];  /* resolved relative to the experiment file */
     int cpu_cores;          /* CPU cores per backend node for pre/post-processing (0: as many
                                as needed, each request's pre/post a pure delay) */

@@ -332,6 +332,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
     r->window_end = NX_SEC(x->duration_s);
     nx_arrivals_init(&r->arr, x, o->scale, o->seed);
     nx_sim_init(&r->sim, o->seed, x->net_delay_us, x->net_jitter_us, deliver, r);
+    r->sim.batch_overhead = NX_US(x->batch_overhead_us);
     nx_env *env = &r->sim.env;
 
     r->be = nx_calloc((size_t)r->ng, sizeof(nx_backend));

@@ -199,6 +199,7 @@ static void env_gpu_run(nx_env *e, nx_batch *b)
     b->latency = nx_sim_batch_latency(s, b->prof, b->size);
     for (int i = 0; i < b->nparts; i++) /* suffixes after the shared prefix */
         b->latency += nx_sim_batch_latency(s, b->part_prof[i], b->part_n[i]);
+    b->latency += s->batch_overhead;
     if (s->ps) {
         NX_ASSERT(b->gpu >= 0 && b->gpu < s->nps);
         ps_add(&s->ps[b->gpu], b, b->latency);

@@ -35,6 +35,7 @@ typedef struct nx_sim {
     size_t fhead, flen, fcap;
     nx_time net_delay;
     nx_time net_jitter;
+    nx_time batch_overhead;   /* added to every batch's latency (cluster.batch_overhead_us) */
     gsl_rng *rng;             /* network jitter and GPU latency */
     nx_deliver_fn deliver;
     void *deliver_ctx;

@@ -189,6 +189,48 @@ static void test_accounting(void)
     nx_tu_rmdir(d);
 }
 
+/* cluster.batch_overhead_us: every batch takes that much longer. One session, a
+ * constant 21 ms batch of one, uniform arrivals 10 per second (never two in a
+ * batch, never waiting): each latency is 21 ms + two network hops, plus 2 ms
+ * with the overhead. */
+static void test_batch_overhead(void)
+{
+    char pdir[512];
+    char *d = fixture_dir(pdir, sizeof pdir);
+    write_linear_profile(pdir, "m1", 1.0, 20, 16);
+    double p50[2];
+    for (int k = 0; k < 2; k++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "name: ovh\ncluster: {gpus: 1, profiles: profiles%s}\n"
+                 "apps:\n"
+                 "  - {name: a, model: m1, slo_ms: 200, workload: {type: uniform, rate: 10}}\n"
+                 "policies: [{name: nexus}]\n"
+                 "run: {duration_s: 10, warmup_s: 2, seed: 3, net_delay_us: 100}\n",
+                 k ? ", batch_overhead_us: 2000" : "");
+        char *exp = nx_tu_write(d, "e.yml", text);
+        nx_experiment x;
+        nx_modeldb db;
+        CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
+        CU_ASSERT_DOUBLE_EQUAL(x.batch_overhead_us, k ? 2000 : 0, 0);
+        nx_run_result r;
+        nx_errbuf eb;
+        nx_err_clear(&eb);
+        nx_run_opts o = {.scale = 1, .seed = 3};
+        CU_ASSERT_EQUAL_FATAL(nx_run(&x, &x.combos[0], &o, &r, &eb), 0);
+        CU_ASSERT_EQUAL(r.late + r.dropped, 0);
+        p50[k] = r.lat_p50_ms;
+        CU_ASSERT_DOUBLE_EQUAL(r.lat_max_ms - r.lat_p50_ms, 0, 1e-3);   /* every one alike */
+        nx_run_result_free(&r);
+        nx_experiment_free(&x);
+        nx_modeldb_free(&db);
+        free(exp);
+    }
+    CU_ASSERT_DOUBLE_EQUAL(p50[0], 21.2, 1e-3);
+    CU_ASSERT_DOUBLE_EQUAL(p50[1] - p50[0], 2.0, 1e-3);
+    nx_tu_rmdir(d);
+}
+
 /* A last rate step of 0 ends the arrivals (it once re-armed the generator at
  * the same instant forever), and an idle session keeps a slot: when its load
  * appears it is served from the first request, not dropped for want of a
@@ -933,6 +975,7 @@ int main(void)
     CU_add_test(s, "event order: (time, seq), FIFO merged", test_event_order);
     CU_add_test(s, "GPU latency: Gamma with the profile's mean and std", test_latency_distribution);
     CU_add_test(s, "every request accounted for", test_accounting);
+    CU_add_test(s, "cluster.batch_overhead_us adds to every batch", test_batch_overhead);
     CU_add_test(s, "rate steps to and from 0", test_zero_rate_steps);
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);

@@ -13,6 +13,9 @@
 # STAGE interference  nexus-dnn-check --streams 5: Inception-v3 and ResNet-50, fp32, batches
 #                     1, 8, 32 (profiles/h100/interference.yml's entries)
 # STAGE mix|game|fig14  real/fidelity_sweep.sh of experiments/fidelity_h100/STAGE.yml, nexus
+# STAGE diag          fig14 at 30 % of its simulated max rate (scale 0.854464) while nvidia-smi
+#                     samples clocks, power, P-state and throttle reasons every 50 ms and
+#                     vmstat every second (CPU steal): where do the slow batch episodes come from?
 # STAGE fig14-tfs     the same for fig14 with the tf-serving policy
 # NX_FID_EXECUTOR=emulated runs the sweeps with emulated executors (a rehearsal without a GPU).
 # A stage that would not end before DEADLINE_S (default 540) seconds is skipped. OUT/fid.tar.gz
@@ -36,7 +39,8 @@ for l in libcudart.so.13 libcublasLt.so.13 libcudnn.so.9; do
     [ -z "$p" ] && { echo "device_fidelity: $l not found"; exit 3; }
     libdirs="$libdirs:$(dirname "$p")"
 done
-export LD_LIBRARY_PATH="${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# our libraries too: the binaries' RUNPATH does not reach their libraries' own needs
+export LD_LIBRARY_PATH="$W/lib:${libdirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 missing=$(ldd $W/bin/nexus-* | grep 'not found' | sort -u)
 [ -n "$missing" ] && { echo "device_fidelity: unresolved: $missing"; exit 3; }
 export NX_BUILD=$W
@@ -88,6 +92,7 @@ for st in "$@"; do
                 --padded --part $part --name $n --batches 1,2,4,8,16,32,64 --warmup 5 --reps 40 \
                 --quiet --out $P/$n-fp32.yml
             echo "device_fidelity: profile $n (host-io) exit $? ($((SECONDS - t0)) s)"
+            [ "${NX_FID_PARTS_DEVICE:-1}" = 1 ] || continue   # (0: host-io profiles only)
             timeout 120 $W/bin/nexus-profile $M/resnet50.onnx --gpu 0 --precision fp32 \
                 --part $part --name $n --batches 1,2,3,4,6,8,12,16,24,32,48,64,96,128,192,256 \
                 --warmup 5 --reps 40 --quiet --out $W/out/profiles-h100/$n-fp32.yml
@@ -103,8 +108,27 @@ for st in "$@"; do
             echo "device_fidelity: interference $m exit $? ($((SECONDS - t0)) s)"
         done
         ;;
+    diag)
+        fits $st 60 || continue
+        mkdir -p $W/out/diag
+        nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,pstate,utilization.gpu,clocks_throttle_reasons.active \
+            --format=csv -lms 50 >$W/out/diag/smi.csv 2>&1 &
+        smi=$!
+        vmstat -t 1 >$W/out/diag/vmstat.txt 2>&1 &
+        vms=$!
+        date -u +%FT%T.%N >$W/out/diag/start.txt
+        $W/bin/nexus-cluster $R/experiments/fidelity_h100/fig14.yml --out $W/out/diag/run \
+            --policy nexus --scale 0.854464 --executor cuda --models $M --payload 16 \
+            --backend-arg=--synthetic-input --batch-logs --ready-timeout 120 --no-requests \
+            --quiet 2>&1 | tail -3
+        kill $smi $vms
+        grep -h "ready\|t = 0" $W/out/diag/run/logs/*/*.log | head -5
+        echo "device_fidelity: diag ($((SECONDS - t0)) s)"
+        ;;
     mix|game|fig14|fig14-tfs)
-        fits $st 200 || continue
+        need=110
+        [ $st = mix ] && need=180
+        fits $st $need || continue
         e=${st%-tfs}
         pol=nexus
         [ $st = fig14-tfs ] && pol=tf-serving
