@@ -68,11 +68,22 @@ def pct(a, b):
     return 100.0 * (a - b) / b if b else 0.0
 
 
+def sim_of(r, pdir):
+    """The simulated figures of a run: real.json's "sim" (older nexus-cluster), else the
+    prediction nexus-cluster writes to DIR/sim/summary.json."""
+    if "sim" in r:
+        return r["sim"]
+    s = json.load(open(os.path.join(pdir, "sim", "summary.json")))["results"][0]
+    lat = s["latency_ms"]
+    return dict(s, p50_ms=lat["p50"], p99_ms=lat["p99"])
+
+
 def sweep_points(d):
     pts = []
     for rj in sorted(glob.glob(os.path.join(d, "p[0-9]*", "real.json"))):
         pm = int(os.path.basename(os.path.dirname(rj))[1:])
         r = json.load(open(rj))["runs"][0]
+        r["sim"] = sim_of(r, os.path.dirname(rj))
         pts.append((pm, r, os.path.dirname(rj)))
     return pts
 

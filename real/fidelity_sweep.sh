@@ -73,9 +73,14 @@ run_at() {
         return 0
     fi
     $PY - "$d/real.json" "$pm" "$scale" $((SECONDS - t0)) >>"$OUT/sweep.txt" <<'PY'
-import json, sys
+import json, os, sys
 r = json.load(open(sys.argv[1]))["runs"][0]
-s, x = r["sim"], r["real"]
+x = r["real"]
+if "sim" in r:
+    s = r["sim"]
+else:  # the prediction nexus-cluster runs into DIR/sim/
+    s = json.load(open(os.path.join(os.path.dirname(sys.argv[1]), "sim", "summary.json")))["results"][0]
+    s = dict(s, p99_ms=s["latency_ms"]["p99"])
 print("run %s %s offered %.1f sim: goodput %.1f bad %.4f p99 %.2f ms | real: goodput %.1f "
       "bad %.4f p99 %.2f ms (frontend %.2f) | %s s"
       % (sys.argv[2], sys.argv[3], x["offered_rate"], s["goodput"], s["bad_rate"], s["p99_ms"],
