@@ -89,7 +89,7 @@ def prefix_profiles():
     for f in sorted(os.listdir(src)):
         if f.endswith(".yml") and f not in ("modeldb.yml", "interference.yml"):
             link = os.path.join(d, f)
-            if not os.path.islink(link):
+            if not os.path.lexists(link):  # (the derived trunk and head stay files)
                 os.symlink(os.path.join("..", "h100", f), link)
     with open(os.path.join(d, "modeldb.yml"), "w") as f:
         f.write("# ResNet-50 variants resnet50_g00..g49 that differ only in the last (FC) layer,\n"
