@@ -80,8 +80,8 @@
  *
  * Cost: O(Σ max_batch) for the envelopes and saturated batches; per merge
  * candidate O(1) to reject by a lower bound on d*, else O(|S|) per step of
- * d ← E(d)/u (a handful). The packing runs up to 9 more times when u must
- * rise, and ~20 more past capacity. */
+ * d ← E(d)/u (a handful). The packing runs once while the plan fits at
+ * u = 0.8, up to 10 more times when u must rise, and ~20 more past capacity. */
 #include "plan.h"
 #include "policies.h"
 
@@ -457,11 +457,15 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
         if (q.sess[i].in)
             q.order[nin++] = i;
     }
+    /* `used` is what the last pack() took: q holds that packing, which is
+     * the plan written below unless a later pack() replaces it. */
     q.util = UTIL_TARGET;
-    if (pack(&q, 1) > ctx->ngpus) {
+    int used = pack(&q, 1);
+    if (used > ctx->ngpus) {
         double lo = UTIL_TARGET, hi = 1;
         q.util = 1;
-        if (pack(&q, 1) <= ctx->ngpus) {
+        used = pack(&q, 1);
+        if (used <= ctx->ngpus) {
             for (int k = 0; k < UTIL_STEPS; k++) {
                 q.util = (lo + hi) / 2;
                 if (pack(&q, 1) <= ctx->ngpus)
@@ -470,9 +474,10 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
                     lo = q.util;
             }
             q.util = hi;
+            used = pack(&q, 1);
         }
     }
-    if (pack(&q, 1) > ctx->ngpus) {
+    if (used > ctx->ngpus) {
         const double fmin = 1.0 / (1 << SHED_STEPS);
         if (pack(&q, fmin) > ctx->ngpus) {
             int *by_rate = nx_malloc(sizeof(int) * (size_t)(nin + 1));
@@ -496,8 +501,9 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
             }
             free(by_rate);
         }
+        used = pack(&q, 1);
     }
-    if (pack(&q, 1) > ctx->ngpus) {
+    if (used > ctx->ngpus) {
         double lo = 0, hi = 1;
         for (int k = 0; k < SHED_STEPS; k++) {
             double mid = (lo + hi) / 2;
