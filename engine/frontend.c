@@ -17,26 +17,15 @@
  * call at once; every query submitted gets exactly one on_done. Calls come
  * from a pool owned by the frontend and are recycled on reply. */
 #include "frontend.h"
-#include "latency.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CALL_CHUNK 1024
-#define TIMER_CHUNK 256
-
-struct nx_ctimer {
-    nx_event ev;
-    nx_frontend *fe;
-    int session;
-    uint64_t gen;
-    bool armed;               /* pending in the env */
-    nx_ctimer *next_free;
-};
 
 static void on_reply(nx_frontend *fe, nx_req *r, bool redispatch);
-static void dispatch_eval(nx_frontend *fe, int s);
+static void central_drop(void *ctx, nx_req *r);
 
 static void recompute_cum(nx_frontend *fe)
 {
@@ -73,17 +62,21 @@ void nx_frontend_init(nx_frontend *fe, nx_env *env, const nx_frontend_cfg *cfg)
     int tpr = (int)(cfg->report_s / cfg->beacon_s + 0.5);
     fe->ticks_per_report = tpr < 1 ? 1 : tpr;
     if (cfg->central) {
-        fe->cq = nx_calloc((size_t)ns, sizeof(nx_rq));
-        for (int s = 0; s < ns; s++)
-            nx_rq_init(&fe->cq[s]);
-        fe->cgen = nx_calloc((size_t)cfg->ngpu, sizeof(uint64_t));
-        fe->carmed = nx_malloc(sizeof(nx_time) * (size_t)cfg->ngpu);
-        for (int g = 0; g < cfg->ngpu; g++)
-            fe->carmed[g] = NX_TIME_NEVER;
-        fe->gsess_off = nx_calloc((size_t)cfg->ngpu + 1, sizeof(int));
-        fe->busy_until = nx_calloc((size_t)cfg->ngpu, sizeof(nx_time));
-        fe->gbatch_run = nx_calloc((size_t)ns, sizeof(nx_time));
-        fe->piped = nx_calloc((size_t)cfg->ngpu, 1);
+        nx_dispatch_cfg dc = {
+            .node = cfg->node,
+            .sessions = cfg->sessions,
+            .nsess = ns,
+            .ngpu = cfg->ngpu,
+            .multiplier = cfg->multiplier,
+            .net_ns = cfg->net_ns,
+            .slack_ns = cfg->dispatch_slack_ns,
+            .routes = fe->routes,
+            .budget_us = fe->budget_us,
+            .outstanding = fe->outstanding,
+            .on_drop = central_drop,
+            .ctx = fe,
+        };
+        nx_dispatch_init(&fe->dispatch, env, &dc);
     }
 }
 
@@ -99,13 +92,9 @@ static void route_free(const nx_frontend *fe, nx_route *r)
 
 void nx_frontend_free(nx_frontend *fe)
 {
-    if (fe->env) { /* its timers: the beacon and central dispatch's wake-ups */
+    if (fe->env) /* its timer; the dispatcher's are its own */
         nx_cancel(fe->env, &fe->beacon);
-        for (int i = 0; i < fe->ntchunks; i++)
-            for (int k = 0; k < TIMER_CHUNK; k++)
-                if (fe->tchunks[i][k].armed)
-                    nx_cancel(fe->env, &fe->tchunks[i][k].ev);
-    }
+    nx_dispatch_free(&fe->dispatch);
     for (int s = 0; s < fe->cfg.nsess; s++)
         route_free(fe, &fe->routes[s]);
     free(fe->routes);
@@ -117,20 +106,6 @@ void nx_frontend_free(nx_frontend *fe)
     for (int i = 0; i < fe->nchunks; i++)
         free(fe->chunks[i]);
     free(fe->chunks);
-    if (fe->cq)
-        for (int s = 0; s < fe->cfg.nsess; s++)
-            nx_rq_free(&fe->cq[s]);
-    free(fe->cq);
-    free(fe->cgen);
-    free(fe->carmed);
-    free(fe->gsess_off);
-    free(fe->busy_until);
-    free(fe->gbatch_run);
-    free(fe->piped);
-    free(fe->gsess);
-    for (int i = 0; i < fe->ntchunks; i++)
-        free(fe->tchunks[i]);
-    free(fe->tchunks);
     memset(fe, 0, sizeof *fe);
 }
 
@@ -279,10 +254,9 @@ static void issue(nx_frontend *fe, nx_query *q, int v, int k)
         r->deadline = q->arrival + NX_US(fe->cum_us[s]);
         r->status = NX_REQ_PENDING;
         if (fe->cfg.central) { /* wait for a batch */
-            r->gpu = -1;
             q->out[v]++;
             q->pending++;
-            nx_rq_push(&fe->cq[s], r);
+            nx_dispatch_push(&fe->dispatch, r);
             continue;
         }
         int j = rt->n == 1 ? 0 : fe->cfg.lb->pick(rt, fe->outstanding, &fe->rng);
@@ -354,7 +328,7 @@ void nx_frontend_submit(nx_frontend *fe, nx_query *q)
     if (fe->cfg.central)
         for (int v = 0; v < app->nstages; v++)
             if (app->stages[v].nparents == 0)
-                dispatch_eval(fe, fe->cfg.app_sess[q->app] + v);
+                nx_dispatch_session(&fe->dispatch, fe->cfg.app_sess[q->app] + v);
 }
 
 /* A call's reply (or its drop). With central dispatch and `redispatch`, the
@@ -388,215 +362,13 @@ static void on_reply(nx_frontend *fe, nx_req *r, bool redispatch)
     if (fe->cfg.central && redispatch) { /* a GPU may have freed, children queued */
         const nx_app *app = &fe->cfg.apps[app_idx];
         for (int c = 0; c < app->nstages; c++)
-            dispatch_eval(fe, fe->cfg.app_sess[app_idx] + c);
+            nx_dispatch_session(&fe->dispatch, fe->cfg.app_sess[app_idx] + c);
     }
 }
 
-/* ---- central dispatch (Symphony's deferred batching) --------------------------------
- *
- * Per session, calls wait in a deadline-ordered queue; the frontend is the
- * one dispatcher of its sessions (the simulator gives a central policy a
- * single frontend, so it sees every session and GPU). A GPU is free when
- * none of our calls is on it. For a free GPU, every session routed to it
- * with calls waiting has a latest start: the last moment a batch of its
- * queue (plus one more call) can start and still answer its earliest call in
- * time; a full batch (2 l(B) within the budget) must start now. Taking the
- * sessions in order of latest start (EDF), the GPU must start the first by
- * T = min over k of (latest_k - the run times of the batches before k); until
- * then it waits and batches grow (deferral). At T, the session with the
- * earliest latest start gets the GPU. A call that could not be served even
- * alone is dropped here, before it costs the GPU anything. */
-
-static nx_time c_lat(const nx_frontend *fe, const nx_profile *p, int b)
-{
-    return NX_US(nx_latency_est_us(p, b, fe->cfg.multiplier));
-}
-
-static void dispatch_gpu(nx_frontend *fe, int g);
-
-static void timer_fire(nx_event *ev)
-{
-    nx_ctimer *t = NX_CONTAINER_OF(ev, nx_ctimer, ev);
-    nx_frontend *fe = t->fe;
-    int g = t->session; /* a GPU, for central dispatch */
-    bool live = t->gen == fe->cgen[g];
-    t->armed = false;
-    t->next_free = fe->free_timers;
-    fe->free_timers = t;
-    if (!live)
-        return;
-    fe->carmed[g] = NX_TIME_NEVER;
-    dispatch_gpu(fe, g);
-}
-
-static void arm_timer(nx_frontend *fe, int g, nx_time at)
-{
-    if (fe->carmed[g] != NX_TIME_NEVER && fe->carmed[g] <= at)
-        return; /* an earlier wake-up is pending and will re-evaluate */
-    if (!fe->free_timers) {
-        fe->tchunks = nx_realloc(fe->tchunks, sizeof(nx_ctimer *) * (size_t)(fe->ntchunks + 1));
-        nx_ctimer *c = nx_calloc(TIMER_CHUNK, sizeof(nx_ctimer));
-        fe->tchunks[fe->ntchunks++] = c;
-        for (int i = TIMER_CHUNK - 1; i >= 0; i--) {
-            c[i].next_free = fe->free_timers;
-            fe->free_timers = &c[i];
-        }
-    }
-    nx_ctimer *t = fe->free_timers;
-    fe->free_timers = t->next_free;
-    t->fe = fe;
-    t->session = g;
-    t->gen = ++fe->cgen[g];
-    t->ev.fn = timer_fire;
-    t->ev.ctx = fe;
-    fe->carmed[g] = at;
-    t->armed = true;
-    nx_time now = nx_now(fe->env);
-    nx_at(fe->env, &t->ev, at > now ? at : now);
-}
-
-static void central_drop(nx_frontend *fe, nx_req *r)
-{
-    fe->central_drops++;
-    r->status = NX_REQ_DROPPED;
-    on_reply(fe, r, false); /* the caller goes on dispatching */
-}
-
-/* Session s's batch if it started on a GPU at t0: its size, run time and
- * latest start. As early drop does, calls at the head that a batch of that
- * size would finish too late for are dropped; returns false if none is left. */
-static bool session_batch(nx_frontend *fe, int s, nx_time now, nx_time t0, int *size,
-                          nx_time *run, nx_time *latest)
-{
-    nx_rq *cq = &fe->cq[s];
-    const nx_profile *p = fe->cfg.sessions[s].prof;
-    nx_time net = fe->cfg.net_ns, post = NX_US(p->post_us);
-    /* the largest batch: a call may wait one batch and run in the next */
-    nx_time budget = NX_US(fe->budget_us[s]) - 2 * net - NX_US(p->pre_us) - post;
-    int B = 1;
-    while (B < p->max_batch && 2 * c_lat(fe, p, B + 1) <= budget)
-        B++;
-    int n = (int)nx_rq_len(cq);
-    while (n > 0 && nx_rq_front(cq)->deadline <
-                        t0 + 2 * net + post + c_lat(fe, p, n < B ? n : B)) {
-        central_drop(fe, nx_rq_pop(cq));
-        n--;
-    }
-    if (n == 0)
-        return false;
-    *size = n < B ? n : B;
-    fe->gbatch_run[s] = c_lat(fe, p, B);
-    *run = c_lat(fe, p, *size);
-    *latest = n >= B ? now
-                     : nx_rq_front(cq)->deadline - 2 * net - post - c_lat(fe, p, n + 1) -
-                           fe->cfg.dispatch_slack_ns; /* a late timer must still find it feasible */
-    return true;
-}
-
-static void send_batch(nx_frontend *fe, int s, int g, int b)
-{
-    nx_rq *cq = &fe->cq[s];
-    nx_batch_msg *m = nx_batch_msg_new(b);
-    for (int i = 0; i < b; i++) {
-        nx_req *r = nx_rq_pop(cq);
-        r->gpu = g;
-        r->msg.src = fe->cfg.node;
-        r->msg.dst = nx_node_backend(g);
-        r->inflight = 1;
-        r->attempts++;
-        m->reqs[i] = r;
-    }
-    nx_time now = nx_now(fe->env), start = now + fe->cfg.net_ns;
-    const nx_profile *p = fe->cfg.sessions[s].prof;
-    if (fe->outstanding[g] > 0) { /* pipelined behind the batch that runs */
-        fe->piped[g] = 1;
-        if (fe->busy_until[g] > start)
-            start = fe->busy_until[g];
-    }
-    fe->busy_until[g] = start + c_lat(fe, p, b);
-    fe->outstanding[g] += b;
-    fe->batches_sent++;
-    m->m.src = fe->cfg.node;
-    m->m.dst = nx_node_backend(g);
-    nx_send(fe->env, m->m.dst, &m->m);
-}
-
-static void dispatch_gpu(nx_frontend *fe, int g)
-{
-    nx_time now = nx_now(fe->env);
-    /* free, or about to be: one more batch may be sent so that it arrives
-     * as the running one ends (no idle round trip); a reply or the timer
-     * brings us back otherwise */
-    nx_time t0 = now;
-    if (fe->outstanding[g] > 0) {
-        if (fe->piped[g])
-            return;
-        nx_time ready = fe->busy_until[g] - fe->cfg.net_ns;
-        if (now < ready) {
-            arm_timer(fe, g, ready);
-            return;
-        }
-        t0 = fe->busy_until[g] - fe->cfg.net_ns;
-    }
-    enum { MAXS = 64 };
-    int ss[MAXS], size[MAXS], ns = 0;
-    nx_time run[MAXS], latest[MAXS];
-    for (int k = fe->gsess_off[g]; k < fe->gsess_off[g + 1] && ns < MAXS; k++) {
-        int s = fe->gsess[k];
-        if (nx_rq_len(&fe->cq[s]) == 0)
-            continue;
-        if (session_batch(fe, s, now, t0, &size[ns], &run[ns], &latest[ns]))
-            ss[ns++] = s;
-    }
-    if (ns == 0)
-        return;
-    /* EDF order by latest start (insertion sort: few sessions share a GPU) */
-    for (int i = 1; i < ns; i++)
-        for (int j = i; j > 0 && latest[j] < latest[j - 1]; j--) {
-            int ts = ss[j], tz = size[j];
-            nx_time tr = run[j], tl = latest[j];
-            ss[j] = ss[j - 1], size[j] = size[j - 1], run[j] = run[j - 1], latest[j] = latest[j - 1];
-            ss[j - 1] = ts, size[j - 1] = tz, run[j - 1] = tr, latest[j - 1] = tl;
-        }
-    nx_time T = NX_TIME_NEVER, before = t0 - now;
-    for (int k = 0; k < ns; k++) {
-        nx_time t = latest[k] - before;
-        if (t < T)
-            T = t;
-        before += run[k];
-    }
-    /* when other sessions share the GPU, a call of theirs may arrive while
-     * this batch runs: keep room for one batch of the slowest of them */
-    nx_time reserve = 0;
-    for (int k = fe->gsess_off[g]; k < fe->gsess_off[g + 1]; k++) {
-        int s = fe->gsess[k];
-        if (s == ss[0])
-            continue;
-        nx_time l = fe->gbatch_run[s];
-        if (l > reserve)
-            reserve = l;
-    }
-    if (T != NX_TIME_NEVER)
-        T -= reserve;
-    if (now < T) {
-        arm_timer(fe, g, T);
-        return;
-    }
-    send_batch(fe, ss[0], g, size[0]);
-}
-
-/* New calls of session s: offer them to its free GPUs. */
-static void dispatch_eval(nx_frontend *fe, int s)
-{
-    nx_route *rt = &fe->routes[s];
-    if (rt->n == 0) { /* no route (yet): nothing can serve them */
-        while (nx_rq_len(&fe->cq[s]) > 0)
-            central_drop(fe, nx_rq_pop(&fe->cq[s]));
-        return;
-    }
-    for (int k = 0; k < rt->n && nx_rq_len(&fe->cq[s]) > 0; k++)
-        dispatch_gpu(fe, rt->gpu[k]);
-}
+/* The dispatcher dropped a call: answer it as any dropped call (the
+ * dispatcher goes on dispatching, so no redispatch from here). */
+static void central_drop(void *ctx, nx_req *r) { on_reply(ctx, r, false); }
 
 static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
 {
@@ -629,22 +401,8 @@ static void apply_routes(nx_frontend *fe, nx_routes_msg *m)
         fe->budget_us[s] = m->slo_us[s];
     }
     recompute_cum(fe);
-    if (fe->cfg.central) { /* GPU -> sessions routed to it */
-        int ng = fe->cfg.ngpu;
-        memset(fe->gsess_off, 0, sizeof(int) * (size_t)(ng + 1));
-        for (int s = 0; s < m->nsess; s++)
-            for (int k = 0; k < fe->routes[s].n; k++)
-                fe->gsess_off[fe->routes[s].gpu[k] + 1]++;
-        for (int g = 0; g < ng; g++)
-            fe->gsess_off[g + 1] += fe->gsess_off[g];
-        fe->gsess = nx_realloc(fe->gsess, sizeof(int) * (size_t)(fe->gsess_off[ng] + 1));
-        int *fill = nx_malloc(sizeof(int) * (size_t)(ng + 1));
-        memcpy(fill, fe->gsess_off, sizeof(int) * (size_t)(ng + 1));
-        for (int s = 0; s < m->nsess; s++)
-            for (int k = 0; k < fe->routes[s].n; k++)
-                fe->gsess[fill[fe->routes[s].gpu[k]]++] = s;
-        free(fill);
-    }
+    if (fe->cfg.central)
+        nx_dispatch_routes(&fe->dispatch);
     free(m);
 }
 
@@ -705,10 +463,8 @@ void nx_frontend_recv(nx_frontend *fe, nx_msg *m)
             break; /* a stale reply from a backend given up on: already answered */
         fe->outstanding[gpu]--;
         on_reply(fe, r, true);
-        if (fe->cfg.central && fe->outstanding[gpu] == 0) {
-            fe->piped[gpu] = 0;
-            dispatch_gpu(fe, gpu);
-        }
+        if (fe->cfg.central)
+            nx_dispatch_replied(&fe->dispatch, gpu);
         break;
     }
     case NX_MSG_ROUTES:

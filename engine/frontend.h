@@ -13,13 +13,16 @@
  * finishes within the app SLO and none of its calls was dropped.
  *
  * Inputs: nx_frontend_submit() for a client query; nx_frontend_recv() for
- * REPLY and ROUTES messages; its own beacon timer. Output: QUERY and RATES
- * messages, and on_done once per query (exactly once). */
+ * REPLY, ROUTES and GPU_DOWN messages; its own beacon timer. Output: QUERY and
+ * RATES messages, and on_done once per query (exactly once). With a central
+ * batching policy (cfg.central) the calls go to the frontend's dispatcher
+ * instead (dispatch.h), which sends them as whole batches (BATCH messages). */
 #ifndef NX_FRONTEND_H
 #define NX_FRONTEND_H
 
-#include "ops.h"
+#include "dispatch.h"
 #include "msg.h"
+#include "ops.h"
 
 typedef void (*nx_query_done_fn)(void *ctx, nx_query *q);
 
@@ -41,14 +44,13 @@ typedef struct nx_frontend_cfg {
     nx_query_done_fn on_done;
     void *on_done_ctx;
     /* central dispatch (a batching policy with `central`, e.g. Symphony's
-     * deferred batching): calls wait here and go out as whole batches */
+     * deferred batching): calls wait in the frontend's dispatcher
+     * (dispatch.h) and go out as whole batches */
     bool central;
     double multiplier;          /* profile multiplier for latency estimates */
     nx_time net_ns;             /* one-way network time to a backend (delay + jitter) */
     nx_time dispatch_slack_ns;  /* dispatch this much before the latest start */
 } nx_frontend_cfg;
-
-typedef struct nx_ctimer nx_ctimer;
 
 typedef struct nx_frontend {
     nx_env *env;
@@ -71,19 +73,9 @@ typedef struct nx_frontend {
     nx_req **chunks;
     int nchunks;
     uint64_t next_call_id;
-    /* central dispatch */
-    nx_rq *cq;                  /* per session: calls waiting for a batch */
-    uint64_t *cgen;             /* per GPU: the live timer's generation */
-    nx_time *carmed;            /* per GPU: when the live timer fires (NEVER: none) */
-    int *gsess_off, *gsess;     /* per GPU: the sessions routed to it (CSR) */
-    nx_time *busy_until;        /* per GPU: when our batches there should end */
-    nx_time *gbatch_run;        /* per session: run time of its largest batch */
-    uint8_t *piped;             /* per GPU: a second batch is already on its way */
-    nx_ctimer *free_timers;
-    nx_ctimer **tchunks;
-    int ntchunks;
+    nx_dispatch dispatch;       /* central dispatch (zeroed unless cfg.central) */
     /* stats */
-    uint64_t submitted, calls, no_route, central_drops, batches_sent;
+    uint64_t submitted, calls, no_route; /* central dispatch's drops: dispatch.drops */
     uint64_t retried, failed_over; /* calls caught on a dead backend: sent again / dropped */
 } nx_frontend;
 

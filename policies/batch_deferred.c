@@ -5,7 +5,7 @@
  * session: it holds them and dispatches a whole batch to whichever of the
  * session's GPUs frees first, waiting as long as the earliest request's
  * deadline still allows (so batches grow), and dropping only requests that
- * could not be served even alone (see engine/frontend.c, central dispatch).
+ * could not be served even alone (engine/dispatch.c, the frontend's dispatcher).
  * On the backend a dispatched batch arrives as one message and runs as it is:
  * this form() takes the queue in order, up to the largest batch, without
  * waiting and without dropping. */

@@ -846,7 +846,7 @@ static void metrics(void *ctx, nx_prom *p)
                    "Model calls given up, by reason (a query with a dropped call is dropped).");
     const char *cwhy[] = {"backend_failure", "no_route", "central_dispatch", "call_timeout"};
     uint64_t cn[] = {f->engine_on ? en->failed_over : 0, f->engine_on ? en->no_route : 0,
-                     f->engine_on ? en->central_drops : 0, f->timeouts};
+                     f->engine_on ? en->dispatch.drops : 0, f->timeouts};
     for (int i = 0; i < 4; i++)
         nx_prom_sample(p, "nexus_calls_dropped_total", (double)cn[i], "reason", cwhy[i], NULL,
                        NULL);
@@ -1050,7 +1050,7 @@ int main(int argc, char **argv)
            (unsigned long long)(f->engine_on ? f->engine.failed_over : 0),
            (unsigned long long)f->overload, (unsigned long long)f->timeouts,
            (unsigned long long)(f->engine_on ? f->engine.no_route : 0),
-           (unsigned long long)(f->engine_on ? f->engine.central_drops : 0), ru.ru_maxrss / 1024);
+           (unsigned long long)(f->engine_on ? f->engine.dispatch.drops : 0), ru.ru_maxrss / 1024);
     if (f->engine_on)
         nx_frontend_free(&f->engine);
     for (int i = 0; i < f->max_inflight; i++) {
