@@ -8,9 +8,10 @@
  * parents, warmup < duration, failures on existing GPUs). nx_experiment_init
  * sets the defaults a file may leave out. nx_experiment_resolve then binds each
  * app's stages to profiles of the model DB (shared-prefix groups included) and
- * refuses an app whose SLO no batch size can meet. No I/O (sim/load.c reads
+ * refuses an app whose SLO no batch size can meet. No I/O (io/load.c reads
  * the files). */
 #include "config_int.h"
+#include "latency.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,8 +476,8 @@ static double min_path_us(const nx_experiment *x, const nx_app *a, int *worst)
         for (int k = 0; k < st->nparents; k++)
             if (fin[st->parents[k]] > start)
                 start = fin[st->parents[k]];
-        fin[v] = start + 2 * mult * (nx_profile_mean(p, 1) + nx_profile_std(p, 1)) + p->pre_us +
-                 p->post_us + 2 * x->net_delay_us;
+        fin[v] = start + 2 * nx_latency_est_us(p, 1, mult) + p->pre_us + p->post_us +
+                 2 * x->net_delay_us;
         if (fin[v] > best) {
             best = fin[v];
             *worst = v;
@@ -559,7 +560,7 @@ int nx_experiment_resolve(nx_experiment *x, const nx_modeldb *db, nx_errbuf *eb)
         if (need > a->slo_ms * 1000.0) {
             const nx_stage *st = &a->stages[worst];
             const nx_profile *p = st->profile;
-            double l1 = x->sched.profile_multiplier * (nx_profile_mean(p, 1) + nx_profile_std(p, 1));
+            double l1 = nx_latency_est_us(p, 1, x->sched.profile_multiplier);
             if (a->nstages == 1)
                 nx_err_set(eb, NX_ERR_INFEASIBLE,
                            "%s: app '%s': no batch size of model '%s' fits its %g ms SLO (batch 1 "

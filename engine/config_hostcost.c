@@ -5,7 +5,7 @@
  * (cluster.interference: the latency of one stream while k = 1..n streams of
  * the same model and batch run concurrently). Both use the generic walker of
  * config_walk.c (unknown key = error with PATH:LINE); hostcost.c has what the
- * simulator does with them. No I/O (sim/load.c reads the files). */
+ * simulator does with them. No I/O (io/load.c reads the files). */
 #include "config_int.h"
 
 #include <stdio.h>

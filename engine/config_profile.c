@@ -6,7 +6,7 @@
  * hands the points to nx_profile_finish (profile.c), which fills the dense
  * per-batch tables. nx_modeldb_parse reads modeldb.yml, the shared-prefix
  * groups of a profile directory (a prefix model and, for each variant, its full
- * and suffix models). No I/O (sim/load.c reads the files). */
+ * and suffix models). No I/O (io/load.c reads the files). */
 #include "config_int.h"
 
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * fan-out can follow it). An optional header line, a UTF-8 byte order mark and
  * CRLF line ends are accepted; times are made relative to the first row and
  * must not go backwards. Errors name file:line. From a memory buffer: no I/O
- * (sim/load.c reads the file). */
+ * (io/load.c reads the file). */
 #include "experiment.h"
 
 #include <ctype.h>

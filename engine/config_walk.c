@@ -15,7 +15,7 @@
  * and returns a negative nx_err; the walk stops at the first one. Arrays are
  * attached to their owner as soon as they are allocated, so the owner's free
  * function releases everything after a failure at any point. None of this does
- * I/O (sim/load.c reads files). */
+ * I/O (io/load.c reads files). */
 #include "config_int.h"
 
 #include <ctype.h>

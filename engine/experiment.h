@@ -2,7 +2,7 @@
  * per app, policy combinations to compare, run timing, scheduler parameters.
  *
  * Parsed from YAML (engine/config_experiment.c, from a memory buffer: the engine
- * does no I/O; sim/load.c reads the files). Every field has a table row there
+ * does no I/O; io/load.c reads the files). Every field has a table row there
  * with its type, range and default; an unknown key is an error naming file:line. */
 #ifndef NX_EXPERIMENT_H
 #define NX_EXPERIMENT_H

@@ -421,6 +421,8 @@ static void gpu_down(nx_frontend *fe, int g)
             fe->outstanding[g]--;
             nx_route *rt = &fe->routes[r->session];
             const nx_profile *p = fe->cfg.sessions[r->session].prof;
+            /* a retry is worth it while a lone call can still make it on
+             * average: the profile's mean, not the planning estimate */
             nx_time need = NX_US(p->mean_us[1] + p->pre_us + p->post_us) + 2 * fe->cfg.net_ns;
             int alt = -1;
             for (int k = 0; k < rt->n; k++) /* the least loaded other GPU */

@@ -5,7 +5,8 @@
  *
  * Latency estimates that batching policies use come from nx_bsess_lat():
  * multiplier * (mean(b) + std(b)) + post-processing + the reply's network
- * trip, in ns (+ the batch's CPU rounds when the GPU waits for them). */
+ * trip, in ns (+ the batch's CPU rounds when the GPU waits for them), from
+ * latency.h's nx_latency_est_us(). */
 #ifndef NX_OPS_H
 #define NX_OPS_H
 
@@ -56,6 +57,9 @@ typedef struct nx_bsess {
 static inline nx_time nx_bsess_lat(const nx_bsess *bs, int b)
 {
     b = b > bs->prof->max_batch ? bs->prof->max_batch : b < 1 ? 1 : b;
+    /* the estimate at multiplier 1, the multiplier applied once to prefix +
+     * suffix: mult * (a + b) rounds differently from mult * a + mult * b, and
+     * the golden runs were made this way */
     double us = nx_latency_est_us(bs->prof, b, 1.0);
     if (bs->suffix) /* prefix on the whole batch, then suffixes (bounded by one at b) */
         us += nx_latency_est_us(bs->suffix, b, 1.0);

@@ -6,7 +6,7 @@
  * Placement policies (policies/place_*.c) fill a plan from session specs.
  *
  * Latency model used for planning (all in µs):
- *   l(b)     = multiplier * (mean(b) + std(b))        nx_plan_lat()
+ *   l(b)     = multiplier * (mean(b) + std(b))        nx_plan_lat() (latency.h)
  *   budget   = slo - pre - post - net_allowance       nx_plan_budget()
  * A session fits at batch b with duty cycle d iff d + l(b) <= budget. */
 #ifndef NX_PLAN_H

@@ -13,7 +13,8 @@
  * >= b (a step function), not the linear interpolation.
  *
  * The planner's latency ℓ(b) is  multiplier * (mean(b) + std(b))  (Nexus uses
- * 1.15*(mean+std); the multiplier is the scheduler's `profile_multiplier`). */
+ * 1.15*(mean+std); the multiplier is the scheduler's `profile_multiplier`),
+ * computed in one place: nx_latency_est_us() (latency.h). */
 #ifndef NX_PROFILE_H
 #define NX_PROFILE_H
 

@@ -1,5 +1,5 @@
 /* test_config.c — CUnit suite for the parsers (engine/config_*.c) and the loading
- * layer (sim/load.c): the committed H100 and toy profiles, the Azure code trace,
+ * layer (io/load.c): the committed H100 and toy profiles, the Azure code trace,
  * experiment files with every field and with defaults, and bad input of every
  * kind, each checked for its error code and for a message that names the file
  * and the line (or the field). Fixtures are written to a fresh temporary
