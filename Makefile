@@ -45,8 +45,10 @@ CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 #   sim/       engine/ policies/ io/ sim/
 #   real/      engine/ policies/ io/ + its own (mk/real.mk): never sim/
 #   real/dnn/  engine/ + its own (mk/dnn.mk)
+#   traces/    nothing (tracegen.c stands alone)
 #   tools/, tests/: everything
-# tests/layering.sh checks every #include against the same table.
+# tests/layering.sh checks every #include against the same table (and README.md's
+# Layout table against the tree).
 INC_ENGINE := -Iengine
 INC_POLICIES := -Iengine -Ipolicies
 INC_IO := -Iengine -Iio
@@ -61,6 +63,7 @@ $(BUILD)/obj/sim/%.o: INC := $(INC_SIM)
 $(BUILD)/obj/real/%.o: INC := $(INC_REAL)
 $(BUILD)/obj/real/dnn/%.o: INC := $(INC_ENGINE)
 $(BUILD)/obj/gen/%.o: INC :=
+$(BUILD)/obj/traces/%.o: INC :=
 LDLIBS := -lyaml -lgsl -lgslcblas -lm
 
 DEB_PACKAGES := libyaml-dev libgsl-dev libcunit1-dev gnuplot-nox
