@@ -15,7 +15,11 @@
  *
  * A call with no route (its session is not placed anywhere yet) is a dropped
  * call at once; every query submitted gets exactly one on_done. Calls come
- * from a pool owned by the frontend and are recycled on reply. */
+ * from a pool owned by the frontend and are recycled on reply.
+ *
+ * With a central batching policy the calls do not go out one by one: they
+ * wait in the frontend's dispatcher (dispatch.c), which the frontend tells of
+ * new calls, routes and replies, and which hands back the calls it drops. */
 #include "frontend.h"
 
 #include <math.h>
