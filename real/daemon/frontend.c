@@ -78,7 +78,8 @@ typedef struct fconn {            /* a backend as this frontend sees it */
     fe *f;
     int slot;
     bool listed;                  /* alive according to the scheduler */
-    bool up;                      /* a stream is open */
+    bool up;                      /* a stream is open (calls may go on it) */
+    bool accepted;                /* ... and the backend has taken it (health) */
     uint64_t incarnation;
     char addr[160];
     nx_rpc_channel *ch;
@@ -100,7 +101,9 @@ struct fe {
     nx_setup setup;
     nx_frontend engine;
     nx_fe_kserve api;             /* the client API (frontend_kserve.c) */
-    bool engine_on, ready, serving, stopping;
+    bool engine_on, serving, stopping;
+    bool ready;                   /* health "" has been SERVING once: ModelInfer accepted */
+    bool healthy;                 /* health "" is SERVING now (update_health) */
     int slot, maxb;
     /* queries */
     fquery *pool, *free_list;
@@ -200,6 +203,8 @@ static void map_del(fe *f, ent *e)
         }
     }
 }
+
+static void update_health(fe *f);
 
 /* ---- routes -------------------------------------------------------------------------------- */
 
@@ -416,6 +421,7 @@ static void conn_down(fe *f, fconn *cn, const char *why, bool close)
     if (!cn->up)
         return;
     cn->up = false;
+    cn->accepted = false;
     cn->npend = 0; /* failover_all() below handles them through the call table */
     nx_rpc_call *st = cn->st;
     cn->st = NULL;
@@ -426,6 +432,7 @@ static void conn_down(fe *f, fconn *cn, const char *why, bool close)
         return;
     apply_routes(f); /* first, so that resends go elsewhere */
     gpu_down(f, cn->slot);
+    update_health(f);
     if (cn->listed && !cn->retry_armed) { /* still alive for the scheduler: reconnect */
         cn->retry_armed = true;
         nx_at(&f->env.env, &cn->retry, nx_loop_now(f->loop) + NX_MS(200));
@@ -484,10 +491,22 @@ static void data_close(nx_rpc_call *c, int code, const char *why)
         conn_down(cn->f, cn, reason, false);
 }
 
+/* The backend took the stream: connected (TLS, token and all) and served. */
+static void data_accepted(nx_rpc_call *c)
+{
+    fconn *cn = nx_rpc_user(c);
+    if (cn->st != c)
+        return;
+    cn->accepted = true;
+    nx_log(cn->f->who, "backend %d (%s): stream open", cn->slot, cn->addr);
+    update_health(cn->f);
+}
+
 static const nx_rpc_stream_ops data_ops = {
     .in = &nexus__reply_batch__descriptor,
     .on_msg = data_msg,
     .on_close = data_close,
+    .on_accepted = data_accepted,
 };
 
 static void conn_open(fe *f, fconn *cn)
@@ -505,7 +524,7 @@ static void conn_open(fe *f, fconn *cn)
     if (nx_rpc_open(cn->ch, "/nexus.Backend/Serve", &data_ops, cn, false, &cn->st) < 0)
         return;
     cn->up = true;
-    nx_log(f->who, "backend %d (%s): stream open", cn->slot, cn->addr);
+    cn->accepted = false;
 }
 
 static void on_backends(fe *f, const Nexus__Backends *bk)
@@ -535,6 +554,7 @@ static void on_backends(fe *f, const Nexus__Backends *bk)
     }
     free(now);
     apply_routes(f);
+    update_health(f);
 }
 
 /* ---- queries ---------------------------------------------------------------------------------- */
@@ -661,15 +681,55 @@ static void fe_infer(void *ctx, nx_rpc_call *c, int a, const char *id, const uin
 
 /* ---- the scheduler link ---------------------------------------------------------------------- */
 
-static void check_ready(fe *f)
+/* Why this frontend cannot serve now (NULL: it can). It can once it listens,
+ * the scheduler's routes arrived and route at least one session, and every
+ * session they route has a backend whose data stream that backend accepted:
+ * every call it takes then has a connected backend to go to. Sessions the
+ * plan leaves without routes do not count (ModelReady tells of them). */
+static const char *unready(fe *f, char *buf, size_t n)
 {
-    if (f->ready || !f->link.registered || !f->routes || !f->serving)
+    if (!f->serving || !f->routes)
+        return "no routes from the scheduler yet";
+    const nx_routes_msg *r = f->routes;
+    int routed = 0;
+    for (int s = 0; s < r->nsess; s++) {
+        if (r->off[s] == r->off[s + 1])
+            continue;
+        routed++;
+        bool ok = false;
+        for (int k = r->off[s]; k < r->off[s + 1] && !ok; k++)
+            ok = f->conns[r->gpu[k]].accepted;
+        if (!ok) {
+            snprintf(buf, n, "no data stream open to a backend of session %s",
+                     f->setup.cat.sess[s].name);
+            return buf;
+        }
+    }
+    return routed ? NULL : "the plan routes no session";
+}
+
+/* Health "" and the KServe service follow unready(), in both directions; the
+ * first SERVING is the frontend's readiness (--ready-fd, ModelInfer taken). */
+static void update_health(fe *f)
+{
+    char buf[200];
+    const char *why = f->stopping ? "shutting down" : unready(f, buf, sizeof buf);
+    if (f->healthy == !why)
         return;
-    f->ready = true;
-    nx_health_set(f->sv.health, "", true);
-    nx_health_set(f->sv.health, "inference.GRPCInferenceService", true);
-    nx_log(f->who, "ready: serving %d app(s) on %s", f->setup.x.napps, f->kserve_addr);
-    nx_ready(&f->ready_fd, f->kserve_addr);
+    f->healthy = !why;
+    nx_health_set(f->sv.health, "", f->healthy);
+    nx_health_set(f->sv.health, "inference.GRPCInferenceService", f->healthy);
+    if (f->stopping)
+        return;
+    if (!f->healthy) {
+        nx_log(f->who, "NOT_SERVING: %s", why);
+    } else if (!f->ready) {
+        f->ready = true;
+        nx_log(f->who, "ready: serving %d app(s) on %s", f->setup.x.napps, f->kserve_addr);
+        nx_ready(&f->ready_fd, f->kserve_addr);
+    } else {
+        nx_log(f->who, "SERVING again");
+    }
 }
 
 static void keepalive(nx_event *ev)
@@ -755,7 +815,7 @@ static void on_sched_msg(void *ctx, const Nexus__SchedMsg *m)
         nx_log(f->who, "routes (epoch %llu): %d route(s) for %d session(s)",
                (unsigned long long)r->epoch, r->off[r->nsess], r->nsess);
         apply_routes(f);
-        check_ready(f);
+        update_health(f);
     }
 }
 
@@ -855,8 +915,9 @@ static void metrics(void *ctx, nx_prom *p)
                 (double)(f->engine_on ? en->retried : 0));
     int up = 0;
     for (int b = 0; b < f->maxb; b++)
-        up += f->conns[b].up;
-    nx_prom_one(p, "nexus_backend_streams_up", "gauge", "Data streams to backends open now.", up);
+        up += f->conns[b].accepted;
+    nx_prom_one(p, "nexus_backend_streams_up", "gauge",
+                "Data streams to backends open now (accepted by the backend).", up);
 }
 
 /* ---- shutdown, main ------------------------------------------------------------------------- */
@@ -872,6 +933,7 @@ static void on_signal(void *ctx, int signo)
     nx_link_leave(&f->link);
     f->stopping = true;
     f->ready = false;
+    f->healthy = false;
     nx_health_set_all(f->sv.health, false);
     if (f->engine_on)
         nx_frontend_stop(&f->engine);
@@ -912,14 +974,16 @@ static void usage(FILE *f)
             "                       (default 16384)\n"
             "  --call-timeout MS    drop a call silent this long past its deadline (default 2000)\n"
             "  --slot N             ask for this slot (a restarted frontend: its old one)\n"
-            "  --ready-fd FD        write 'ready KSERVE_ADDR' to FD once routes arrived, then\n"
-            "                       close it\n"
+            "  --ready-fd FD        write 'ready KSERVE_ADDR' to FD once first SERVING (below),\n"
+            "                       then close it\n"
             NX_SERVE_USAGE
             "  --help               this text\n"
             "\n"
             "Health (grpc.health.v1.Health): \"\" and inference.GRPCInferenceService are SERVING\n"
-            "once routes arrived (KServe ServerReady says the same), NOT_SERVING before and while\n"
-            "shutting down.\n");
+            "while the scheduler's routes route a session and every session they route has a\n"
+            "backend whose data stream it accepted (KServe ServerReady and --metrics' /readyz say\n"
+            "the same); NOT_SERVING before, whenever that stops holding, and while shutting down.\n"
+            "ModelInfer is taken from the first SERVING on.\n");
 }
 
 int main(int argc, char **argv)

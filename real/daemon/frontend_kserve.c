@@ -34,7 +34,7 @@ static void model_infer(void *ctx, nx_rpc_call *c, ProtobufCMessage *pm)
         return;
     if (!k->accepting(k->ctx)) {
         k->refused(k->ctx, a, NX_RPC_UNAVAILABLE);
-        nx_rpc_fail(c, NX_RPC_UNAVAILABLE, "the frontend is not ready (no routes yet)");
+        nx_rpc_fail(c, NX_RPC_UNAVAILABLE, "the frontend is not ready yet (no routes, or no data stream to their backends)");
         return;
     }
     const uint8_t *data;

@@ -18,7 +18,7 @@ typedef struct nx_fe_kserve {
     const nx_catalog *cat;
     void *ctx;
     bool (*ready)(void *ctx);              /* ServerReady, ModelReady: health "" SERVING */
-    bool (*accepting)(void *ctx);          /* ModelInfer: routes arrived, not stopping */
+    bool (*accepting)(void *ctx);          /* ModelInfer: once ready, not stopping */
     bool (*app_routed)(void *ctx, int app);/* every stage of app has a backend */
     /* a ModelInfer of app refused here: code NX_RPC_UNAVAILABLE (not accepting) or
      * NX_RPC_INVALID_ARGUMENT (bad input tensor); for the daemon's counters */

@@ -516,7 +516,7 @@ static void ready_done(void *ctx, int code, const char *why, ProtobufCMessage *p
     }
     if (nx_loop_now(g->loop) > g->hard_end) {
         fail(g, NX_ERR_IO, "frontend %s is not ready (%s)", g->o->frontends[r->f],
-             code == NX_RPC_OK ? "no routes yet" : why);
+             code == NX_RPC_OK ? "ServerReady: false" : why);
         finish(g);
         return;
     }

@@ -246,10 +246,22 @@ static void handle(conn *c)
         free(body);
     } else if (plen == 8 && strncmp(target, "/healthz", 8) == 0) {
         respond_text(c, 200, "OK", "ok\n");
-    } else if (plen == 7 && strncmp(target, "/readyz", 7) == 0) {
-        bool ready = !m->health || nx_health_get(m->health, "") == NX_HEALTH_SERVING;
-        if (ready)
+    } else if ((plen == 7 || plen > 8) && strncmp(target, "/readyz", 7) == 0 &&
+               (plen == 7 || target[7] == '/')) {
+        /* /readyz: health ""; /readyz/NAME: the named service (as a gRPC probe's service) */
+        size_t nlen = plen == 7 ? 0 : plen - 8;
+        char svc[128];
+        int st = NX_HEALTH_SERVICE_UNKNOWN; /* a name too long for any service too */
+        if (nlen < sizeof svc) {
+            memcpy(svc, target + 8 * (nlen > 0), nlen);
+            svc[nlen] = 0;
+            st = m->health ? nx_health_get(m->health, svc)
+                 : nlen    ? NX_HEALTH_SERVICE_UNKNOWN : NX_HEALTH_SERVING;
+        }
+        if (st == NX_HEALTH_SERVING)
             respond_text(c, 200, "OK", "ready\n");
+        else if (st == NX_HEALTH_SERVICE_UNKNOWN)
+            respond_text(c, 404, "Not Found", "no such health service\n");
         else
             respond_text(c, 503, "Service Unavailable", "not ready\n");
     } else {

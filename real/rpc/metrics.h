@@ -8,6 +8,8 @@
  *   GET /healthz   200 "ok" while the process runs (liveness)
  *   GET /readyz    200 when the health service's "" is SERVING, else 503
  *                  (readiness, for probes that cannot speak gRPC or TLS)
+ *   GET /readyz/NAME  the same for the health service NAME (404 if the
+ *                  daemon has none of that name), as a gRPC probe's service
  *
  * and 400/404/405/431 otherwise. One request per connection (Connection:
  * close); a request head is at most 8 KiB; at most 32 connections at once

@@ -10,12 +10,19 @@
  *
  * TAGS. Every tag is a small struct: an nx_post (the mailbox node the poller
  * posts, with the completion's success flag in post.arg), a `pending` state
- * and a callback. A call embeds its tags: t_recv (RECV_MESSAGE, plus
- * RECV_INITIAL_METADATA on a client's first read), t_send (SEND_MESSAGE,
- * with SEND_INITIAL_METADATA on the first one; a unary call's whole batch),
+ * and a callback. A call embeds its tags: t_recv (RECV_MESSAGE), t_md (a
+ * client stream's RECV_INITIAL_METADATA, in a batch of its own so that it
+ * tells when the server accepted the stream), t_send (SEND_MESSAGE, with
+ * SEND_INITIAL_METADATA on the first one; a unary call's whole batch),
  * t_close (RECV_CLOSE_ON_SERVER / RECV_STATUS_ON_CLIENT) and t_status (a
  * server stream's SEND_STATUS_FROM_SERVER). Each has at most one batch in
- * flight. The server keeps NACCEPT accept slots (grpc_server_request_call),
+ * flight.
+ *
+ * ACCEPTED STREAMS. A server stream sends its initial metadata as soon as
+ * the call is dispatched to its method, with one entry, ACCEPT_KEY; a
+ * refused call (unknown method, token) is answered with a status alone.
+ * The client's t_md completes in both cases, so on_accepted fires only when
+ * the entry is there. The server keeps NACCEPT accept slots (grpc_server_request_call),
  * each a tag too, and one tag for its shutdown notification.
  *
  * OWNERSHIP.
@@ -83,6 +90,7 @@
 #include <strings.h>
 
 #define NACCEPT 8
+#define ACCEPT_KEY "nexus-stream" /* value "accepted" */
 #define DEFAULT_MAX_MSG ((size_t)64 << 20)
 
 typedef struct tag tag;
@@ -110,12 +118,12 @@ struct nx_rpc_call {
     const nx_rpc_method *method; /* server calls */
     const nx_rpc_stream_ops *ops;
     void *user;
-    tag t_recv, t_send, t_close, t_status;
+    tag t_recv, t_md, t_send, t_close, t_status;
     grpc_byte_buffer *recv_buf;
     grpc_byte_buffer *send_buf;  /* the buffer of the SEND_MESSAGE in flight */
     grpc_byte_buffer **q;        /* send queue (ring) */
     size_t qhead, qlen, qcap;
-    bool md_sent, first_recv;
+    bool md_sent;
     uint32_t md_flags;           /* client: wait-for-ready */
     grpc_metadata_array md_in, md_trail;
     grpc_status_code status;
@@ -171,6 +179,7 @@ struct nx_rpc {
     char *server_name;                       /* TLS target name override */
     char *token;                             /* NULL: no token */
     grpc_metadata auth_md;                   /* "authorization: Bearer TOKEN" */
+    grpc_metadata accept_md;                 /* ACCEPT_KEY: a server stream's first metadata */
     bool stopping, cq_shut;
     void (*done)(void *ctx);
     void *done_ctx;
@@ -282,6 +291,7 @@ static ProtobufCMessage *unpack(nx_rpc *r, const ProtobufCMessageDescriptor *d,
 /* ---- calls: life cycle -------------------------------------------------------------- */
 
 static void on_recv(tag *t, bool ok);
+static void on_md(tag *t, bool ok);
 static void on_send(tag *t, bool ok);
 static void on_close_tag(tag *t, bool ok);
 static void on_status_sent(tag *t, bool ok);
@@ -293,6 +303,7 @@ static nx_rpc_call *call_new(nx_rpc *r, kind k)
     c->kind = k;
     c->refs = 1; /* the app reference */
     tag_init(&c->t_recv, on_recv);
+    tag_init(&c->t_md, on_md);
     tag_init(&c->t_send, on_send);
     tag_init(&c->t_close, on_close_tag);
     tag_init(&c->t_status, on_status_sent);
@@ -400,6 +411,9 @@ static void pump(nx_rpc_call *c)
         if (c->kind == K_CLIENT_STREAM && c->r->token) {
             ops[n].data.send_initial_metadata.count = 1;
             ops[n].data.send_initial_metadata.metadata = &c->r->auth_md;
+        } else if (c->kind == K_SERVER_STREAM) {
+            ops[n].data.send_initial_metadata.count = 1;
+            ops[n].data.send_initial_metadata.metadata = &c->r->accept_md;
         }
         n++;
     }
@@ -537,17 +551,24 @@ void nx_rpc_close(nx_rpc_call *c, int code, const char *why)
 
 static void arm_recv(nx_rpc_call *c)
 {
-    grpc_op ops[2];
-    size_t n = 0;
-    if (c->first_recv) {
-        op_init(&ops[n], GRPC_OP_RECV_INITIAL_METADATA);
-        ops[n++].data.recv_initial_metadata.recv_initial_metadata = &c->md_in;
-        c->first_recv = false;
-    }
-    op_init(&ops[n], GRPC_OP_RECV_MESSAGE);
-    ops[n++].data.recv_message.recv_message = &c->recv_buf;
-    if (!start(c, ops, n, &c->t_recv))
+    grpc_op op;
+    op_init(&op, GRPC_OP_RECV_MESSAGE);
+    op.data.recv_message.recv_message = &c->recv_buf;
+    if (!start(c, &op, 1, &c->t_recv))
         deliver_close(c, NX_RPC_INTERNAL, "cannot start a read");
+}
+
+/* A client stream's initial metadata: the server accepted it if ACCEPT_KEY
+ * is there (a refusal's status alone completes this too, without it). */
+static void on_md(tag *t, bool ok)
+{
+    nx_rpc_call *c = NX_CONTAINER_OF(t, nx_rpc_call, t_md);
+    bool accepted = false;
+    for (size_t i = 0; ok && i < c->md_in.count; i++)
+        accepted |= grpc_slice_str_cmp(c->md_in.metadata[i].key, ACCEPT_KEY) == 0;
+    if (accepted && !c->ended && c->ops->on_accepted)
+        c->ops->on_accepted(c);
+    unref(c);
 }
 
 static void server_unary_recv(nx_rpc_call *c, bool ok)
@@ -1021,7 +1042,6 @@ int nx_rpc_open(nx_rpc_channel *ch, const char *path, const nx_rpc_stream_ops *o
     r->st.calls_out++;
     c->ops = ops;
     c->user = user;
-    c->first_recv = true;
     c->md_flags = wait_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY |
                                    GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET
                              : 0;
@@ -1040,6 +1060,9 @@ int nx_rpc_open(nx_rpc_channel *ch, const char *path, const nx_rpc_stream_ops *o
         return NX_ERR_IO;
     }
     pump(c);     /* initial metadata */
+    op_init(&op, GRPC_OP_RECV_INITIAL_METADATA);
+    op.data.recv_initial_metadata.recv_initial_metadata = &c->md_in;
+    start(c, &op, 1, &c->t_md); /* if it cannot start, on_accepted never fires */
     arm_recv(c);
     *out = c;
     return 0;
@@ -1104,6 +1127,8 @@ int nx_rpc_init(nx_rpc **out, nx_loop *loop, const nx_rpc_cfg *cfg, nx_errbuf *e
         r->auth_md.value = grpc_slice_from_copied_string(v);
         free(v);
     }
+    r->accept_md.key = grpc_slice_from_static_string(ACCEPT_KEY); /* static: no unref */
+    r->accept_md.value = grpc_slice_from_static_string("accepted");
     r->cq = grpc_completion_queue_create_for_next(NULL);
     tag_init(&r->t_server_down, on_server_down);
     r->poller_exit.fn = poller_exited;

@@ -9,7 +9,8 @@
  *   - client unary:  nx_rpc_unary(); done() fires exactly once.
  *   - streams (server or client side alike): on_msg() per message, on_drain()
  *     when the send queue empties, on_close() once when the stream ends by the
- *     peer's or the transport's doing. nx_rpc_close() ends it from our side;
+ *     peer's or the transport's doing; a client also hears on_accepted() once
+ *     the server has taken the stream. nx_rpc_close() ends it from our side;
  *     no callback fires for it after that.
  *
  * A request or message that does not unpack is answered INVALID_ARGUMENT (a
@@ -85,6 +86,11 @@ typedef struct nx_rpc_stream_ops {
     /* the end (code: gRPC status; OK when the peer finished cleanly);
      * c is invalid after this returns */
     void (*on_close)(nx_rpc_call *c, int code, const char *why);
+    /* client streams, optional: the server accepted the stream (its method
+     * has it; the connection, TLS and token checks are behind it). A call
+     * the server refuses, or one that never connects, ends with on_close
+     * and never gets this. */
+    void (*on_accepted)(nx_rpc_call *c);
     /* server streams, optional: the client half-closed (it sends no more);
      * the stream stays open for us to write (a server-streaming method).
      * Without it, the server finishes the stream with OK at the half-close. */

@@ -2,7 +2,9 @@
 # ops.sh — what an operator sees of the daemons (issue 10, items 3-4): the
 # standard gRPC health service on every daemon (NOT_SERVING until registered
 # or planning, then SERVING; Watch streams the change), KServe's ServerReady
-# saying the same, and each daemon's Prometheus endpoint: `promtool check
+# saying the same; a frontend that has routes but no data stream to their
+# backend (frozen) NOT_SERVING in health, /readyz and ServerReady, SERVING
+# once the stream opens; and each daemon's Prometheus endpoint: `promtool check
 # metrics` passes and the values match what the run did (the frontend's
 # success count is the queries answered, the backend's served requests are
 # the frontend's, the scheduler's epochs are its Status's). Clients: Debian's
@@ -21,18 +23,23 @@ EXP=tests/real/e2e.yml
 metrics_of() { sed -n 's|.*metrics on http://\([^/]*\)/metrics.*|\1|p' $T/$1.log | head -1; }
 
 # the scheduler serves (nodes may attach) but does not plan before 1 backend
+# (--timeout 60: the backend frozen below is not declared dead meanwhile)
 start sched $B/nexus-scheduler $EXP --listen 127.0.0.1:0 --backends 1 --max-backends 2 \
-    --metrics 127.0.0.1:0
+    --metrics 127.0.0.1:0 --timeout 60
 SCHED=$READY; SM=$(metrics_of sched)
 $C check $T $SCHED "" NOT_SERVING
 $C check $T $SCHED nexus.Scheduler SERVING
 $C check $T $SCHED no.such.Service NOT_FOUND
+# the same over HTTP, for probes that cannot speak gRPC (TLS ports): /readyz/NAME
+$C status http://$SM/readyz 503
+$C status http://$SM/readyz/nexus.Scheduler 200
+$C status http://$SM/readyz/no.such.Service 404
 $C watch $T $SCHED "" $T/watch.txt &
 WATCH=$!
 # the watcher's first update (NOT_SERVING) is on its way before planning can start
 for i in $(seq 100); do [ -s $T/watch.txt ] && break; sleep 0.1; done
 start be0 $B/nexus-backend $EXP --scheduler $SCHED --metrics 127.0.0.1:0
-BM=$(metrics_of be0)
+BM=$(metrics_of be0); BEPID=$LASTPID
 wait $WATCH
 [ "$(tr '\n' ' ' < $T/watch.txt)" = "NOT_SERVING SERVING " ] || {
     echo "ops.sh: Watch saw: $(cat $T/watch.txt)"; exit 1; }
@@ -40,10 +47,45 @@ $C check $T $SCHED "" SERVING
 BE=$(grep -o 'serving data on [0-9.:]*' $T/be0.log | awk '{print $4}')
 $C check $T $BE "" SERVING
 $C check $T $BE nexus.Backend SERVING
-start fe0 $B/nexus-frontend $EXP --scheduler $SCHED --listen 127.0.0.1:0 --metrics 127.0.0.1:0
-FE=$READY; FM=$(metrics_of fe0)
+
+# A frontend is ready only once its data streams are: with the backend frozen
+# (SIGSTOP: the kernel still accepts the TCP connection, nobody answers on it)
+# it gets the scheduler's routes, which name that backend, and stays NOT_SERVING
+# in health, /readyz and ServerReady (ModelInfer refused), without --ready-fd;
+# the backend thawed, its stream opens and the frontend serves.
+kill -STOP $BEPID
+mkfifo $T/fe0.ready
+(read -t 60 line < $T/fe0.ready && echo "$line" > $T/fe0.readyline) &
+READER=$!
+$B/nexus-frontend $EXP --scheduler $SCHED --listen 127.0.0.1:0 --metrics 127.0.0.1:0 \
+    --ready-fd 3 3>$T/fe0.ready 2>$T/fe0.log &
+PIDS+=($!)
+for i in $(seq 300); do grep -q "routes (epoch" $T/fe0.log && break; sleep 0.1; done
+grep -q "routes (epoch" $T/fe0.log || { echo "ops.sh: the frontend got no routes"; cat $T/fe0.log; exit 1; }
+FE=$(sed -n 's|.*KServe v2 on \([0-9.:]*\) .*|\1|p' $T/fe0.log); FM=$(metrics_of fe0)
+$C check $T $FE "" NOT_SERVING
+$C check $T $FE inference.GRPCInferenceService NOT_SERVING
+$C status http://$FM/readyz 503
+$C status http://$FM/healthz 200
+$C ready $T $FE false
+$C scrape http://$FM/metrics $T/fe0-frozen.prom
+grep -qx "nexus_backend_streams_up 0" $T/fe0-frozen.prom || {
+    echo "ops.sh: streams up while the backend is frozen:"; grep streams_up $T/fe0-frozen.prom; exit 1; }
+[ ! -s $T/fe0.readyline ] || { echo "ops.sh: --ready-fd fired before the data stream opened"; exit 1; }
+$C watch $T $FE "" $T/fe-watch.txt &
+WATCH=$!
+for i in $(seq 100); do [ -s $T/fe-watch.txt ] && break; sleep 0.1; done
+kill -CONT $BEPID
+wait $WATCH
+[ "$(tr '\n' ' ' < $T/fe-watch.txt)" = "NOT_SERVING SERVING " ] || {
+    echo "ops.sh: the frontend's Watch saw: $(cat $T/fe-watch.txt)"; exit 1; }
+wait $READER
+[ "$(cat $T/fe0.readyline)" = "ready $FE" ] || { echo "ops.sh: --ready-fd: $(cat $T/fe0.readyline)"; exit 1; }
+grep -q "stream open" $T/fe0.log
+echo "ops.sh: frontend NOT_SERVING with routes but its backend frozen, SERVING once the stream opened"
 $C check $T $FE "" SERVING
 $C check $T $FE inference.GRPCInferenceService SERVING
+$C ready $T $FE true
 # HTTP readiness agrees; the port's error handling
 $C scrape http://$FM/readyz $T/readyz
 $C http $FM
@@ -87,7 +129,8 @@ dropped = sum(r["status"] == "dropped" for r in rows)
 succ, fail_ = total(fe, "nv_inference_request_success"), total(fe, "nv_inference_request_failure")
 print("ops.sh: requests.csv: %d answered, %d dropped; frontend metrics: %d success, %d failure"
       % (answered, dropped, succ, fail_))
-if succ != answered or fail_ != dropped:
+# + 1: the ModelInfer refused before the frontend was ready
+if succ != answered or fail_ != dropped + 1:
     fail("the frontend's counters do not match requests.csv")
 for app in ("classify", "scenes"):
     n = sum(r["status"] in ("ok", "late") for r in rows if r["app"] == app)
@@ -124,6 +167,14 @@ for app in ("classify", "scenes"):
 print("ops.sh: metrics match the run (%d epochs, executor busy %.2f s, utilisation now %.3f)"
       % (ep, busy / 1e6, u))
 PYEOF
+# the only backend killed: its stream ends, the plan routes nothing, the frontend
+# is NOT_SERVING again (health, /readyz) and says why
+kill -KILL $BEPID; wait $BEPID 2>/dev/null || true
+PIDS=(${PIDS[@]/$BEPID})
+for i in $(seq 100); do $C check $T $FE "" NOT_SERVING > /dev/null 2>&1 && break; sleep 0.1; done
+$C check $T $FE "" NOT_SERVING
+$C status http://$FM/readyz 503
+grep "NOT_SERVING: " $T/fe0.log | sed 's/^/ops.sh: frontend log: /'
 # shutting down: NOT_SERVING at once, then a clean exit
 stop_all
 echo "ops.sh: ok"

@@ -8,7 +8,10 @@ client. Commands:
                                        NOT_SERVING or NOT_FOUND (the status code)
   watch STUBS ADDR SERVICE OUT         Health.Watch: one line per update to OUT,
                                        until SERVING was seen (60 s at most)
+  ready STUBS ADDR EXPECT              KServe ServerReady is EXPECT (true/false);
+                                       when false, ModelInfer is refused UNAVAILABLE
   scrape URL OUT                       GET URL into OUT (must be 200)
+  status URL CODE                      GET URL answers the HTTP status CODE
   http ADDR                            the HTTP error cases of a metrics port
   secure STUBS ADDR DIR TOKEN MTLS     a TLS frontend: who is refused, who is
                                        served (DIR: ca.pem, client.pem/key,
@@ -24,7 +27,7 @@ def ok(what):
     print("ops_client: ok:", what)
 
 cmd = sys.argv[1]
-if cmd in ("check", "watch", "secure"):
+if cmd in ("check", "watch", "secure", "ready"):
     sys.path.insert(0, sys.argv[2])
     import grpc
     import health_pb2 as hpb
@@ -32,6 +35,15 @@ if cmd in ("check", "watch", "secure"):
     import inference_pb2 as pb
     import inference_pb2_grpc as pbg
     NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+
+    def classify_request(qid):
+        """A ModelInfer of app classify: two FP32 values (the emulated answer is (4.0, 2.0))."""
+        req = pb.ModelInferRequest(model_name="classify", id=qid)
+        t = req.inputs.add()
+        t.name, t.datatype = "INPUT0", "FP32"
+        t.shape.extend([1, 2])
+        req.raw_input_contents.append(struct.pack("<2f", 1.5, 2.5))
+        return req
 
 if cmd == "check":
     addr, svc, want = sys.argv[3], sys.argv[4], sys.argv[5]
@@ -59,6 +71,33 @@ elif cmd == "watch":
         except grpc.RpcError as e:
             fail("Watch(%r) on %s ended: %s after %s" % (svc, addr, e.code().name, seen))
     ok("Watch(%r) on %s: %s" % (svc, addr, " -> ".join(seen)))
+
+elif cmd == "ready":
+    addr, want = sys.argv[3], sys.argv[4] == "true"
+    stub = pbg.GRPCInferenceServiceStub(grpc.insecure_channel(addr))
+    got = stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+    if got != want:
+        fail("ServerReady on %s: %s, expected %s" % (addr, got, want))
+    ok("ServerReady on %s: %s" % (addr, got))
+    if not want:
+        try:
+            stub.ModelInfer(classify_request("early"), timeout=10)
+            fail("ModelInfer on a frontend that is not ready was served")
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or "not ready" not in e.details():
+                fail("ModelInfer before ready: %s %s" % (e.code().name, e.details()))
+            ok("ModelInfer before ready: %s (%s)" % (e.code().name, e.details()))
+
+elif cmd == "status":
+    url, want = sys.argv[2], int(sys.argv[3])
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            got = r.status
+    except urllib.error.HTTPError as e:
+        got = e.code
+    if got != want:
+        fail("GET %s: %d, expected %d" % (url, got, want))
+    ok("GET %s: %d" % (url, got))
 
 elif cmd == "scrape":
     url, out = sys.argv[2], sys.argv[3]
@@ -157,11 +196,7 @@ elif cmd == "secure":
         except grpc.RpcError as e:
             return e.code().name
     def infer(kind, tok):
-        req = pb.ModelInferRequest(model_name="classify", id="tls")
-        t = req.inputs.add()
-        t.name, t.datatype = "INPUT0", "FP32"
-        t.shape.extend([1, 2])
-        req.raw_input_contents.append(struct.pack("<2f", 1.5, 2.5))
+        req = classify_request("tls")
         stub = pbg.GRPCInferenceServiceStub(channel(kind))
         for attempt in range(100):  # a loaded host may drop a call for its SLO while the
             if attempt:             # frontend's data streams are still connecting: wait, again

@@ -149,6 +149,8 @@ typedef struct svc {
     int replies;
     int client_closes, client_close_code;
     char client_close_why[256];
+    int accepted;              /* client streams the server accepted (on_accepted) */
+    int replies_at_accept;     /* replies heard before the last on_accepted */
     Nexus__QueryBatch *echoed;   /* the last echo's reply, unpacked (NULL if none) */
     int want;                  /* stop the loop after this many events */
     int events;
@@ -510,10 +512,18 @@ static void cli_close(nx_rpc_call *c, int code, const char *why)
     bump(s);
 }
 
+static void cli_accepted(nx_rpc_call *c)
+{
+    svc *s = nx_rpc_user(c);
+    s->accepted++;
+    s->replies_at_accept = s->replies;
+}
+
 static const nx_rpc_stream_ops cli_ops = {
     .in = &nexus__reply_batch__descriptor,
     .on_msg = cli_msg,
     .on_close = cli_close,
+    .on_accepted = cli_accepted,
 };
 
 static void send_batch(nx_rpc_call *c, uint64_t first, int n)
@@ -544,9 +554,12 @@ static void test_rpc_stream(void)
     for (int k = 0; k < 100; k++)
         send_batch(c, (uint64_t)k * 4, 4);
     CU_ASSERT(nx_rpc_queued(c) > 0);
+    CU_ASSERT_EQUAL(s.accepted, 0); /* nothing can have arrived yet */
     svc_run(&s, 100);
     CU_ASSERT_EQUAL(s.replies, 400);
     CU_ASSERT_EQUAL(s.stream_msgs, 100);
+    CU_ASSERT_EQUAL(s.accepted, 1); /* once, before the first reply */
+    CU_ASSERT_EQUAL(s.replies_at_accept, 0);
     /* the server ends it with a status: the client hears code and reason */
     send_batch(c, 999, 1);
     svc_run(&s, 1);
@@ -562,6 +575,19 @@ static void test_rpc_stream(void)
     svc_run(&s, 1);
     CU_ASSERT_EQUAL(s.stream_closes, 1);
     CU_ASSERT_EQUAL(s.last_close_code, NX_RPC_CANCELLED);
+    /* streams the server refuses (a status alone: gRPC completes the client's initial
+     * metadata for it too, hence the accept marker) or nobody answers: never accepted */
+    s.accepted = s.client_closes = 0;
+    CU_ASSERT_EQUAL_FATAL(nx_rpc_open(ch, "/nexus.Backend/Nope", &cli_ops, &s, true, &c), 0);
+    send_batch(c, 1, 1);
+    svc_run(&s, 1);
+    CU_ASSERT_EQUAL(s.client_close_code, NX_RPC_UNIMPLEMENTED);
+    nx_rpc_channel *dead = nx_rpc_connect(s.cli, "127.0.0.1:1");
+    CU_ASSERT_EQUAL_FATAL(nx_rpc_open(dead, "/nexus.Backend/Serve", &cli_ops, &s, false, &c), 0);
+    svc_run(&s, 1);
+    CU_ASSERT_EQUAL(s.client_close_code, NX_RPC_UNAVAILABLE);
+    CU_ASSERT_EQUAL(s.client_closes, 2);
+    CU_ASSERT_EQUAL(s.accepted, 0);
     /* shutdown with a live stream and its queued messages */
     CU_ASSERT_EQUAL_FATAL(nx_rpc_open(ch, "/nexus.Backend/Serve", &cli_ops, &s, true, &c), 0);
     for (int k = 0; k < 10; k++)
