@@ -2,26 +2,37 @@
 """k8s_check.py — the deploy check's helper (deploy/check.sh), on rendered manifests
 (`kubectl kustomize` output) and on the running pods.
 
-  validate FILE [--gpu]   the manifests hang together: every Service selects a
+  validate FILE [--gpu] [--tls]
+                          the manifests hang together: every Service selects a
                           Deployment's pods and names a port they declare, every
                           ConfigMap a pod mounts exists, every Nexus daemon has
                           startup/readiness/liveness probes on a port it declares and
                           a metrics port matching its prometheus.io annotations, the
                           daemons find the scheduler by its Service's name and port,
                           one scheduler, backends = the experiment's cluster.gpus,
-                          and with --gpu one nvidia.com/gpu per backend (none without)
+                          and with --gpu one nvidia.com/gpu per backend (none without).
+                          Startup/readiness probes: gRPC health on the gRPC port; with
+                          --tls, HTTP /readyz on the metrics port (the kubelet's gRPC
+                          probes cannot speak TLS), and every daemon has the TLS,
+                          mutual-TLS and token options, each file in a mounted Secret
   aliases FILE            for podman kube play, which has no Services: one line per
                           pod, "POD SERVICE...", the Services whose selector matches
                           the pod (podman names a Deployment's pods NAME-pod-I)
-  podman FILE OUT         OUT = FILE as podman 4.3's kube play should get it: no
+  podman FILE OUT [--secrets DIR]
+                          OUT = FILE as podman 4.3's kube play should get it: no
                           container ports (it would publish every one on the host,
                           so two replicas collide) and no probes (it runs no gRPC
                           probes, and HTTP ones only through systemd timers; the
-                          deploy check asks the health services itself)
+                          deploy check runs them itself); with --secrets, every
+                          Secret (or projected Secrets) volume a hostPath volume of
+                          DIR (podman 4.3's kube play crashes on Secret volumes)
   replacement FILE DEPLOYMENT NAME OUT
                           OUT = one more pod of DEPLOYMENT, as the ReplicaSet would
                           start for a deleted one: the Deployment renamed NAME (podman
                           names pods after it) with 1 replica, and its ConfigMaps
+  probes FILE POD=IP...   each pod's startup and readiness probes as FILE declares
+                          them (its Deployment: POD less "-pod-N"), run against IP as
+                          the kubelet would: httpGet (200-399), tcpSocket, grpc
   health ADDR[/SERVICE]...  grpc.health.v1.Health/Check (service "" unless named)
                           on each ADDR, as the kubelet's grpc probe; exit 0 when
                           all are SERVING
@@ -31,7 +42,9 @@
 Exit status 0 when the check holds, 1 with a message naming what does not.
 """
 import json
+import socket
 import sys
+import urllib.error
 import urllib.request
 
 import yaml
@@ -67,7 +80,26 @@ def arg_value(args, flag):
     return None
 
 
-def validate(path, gpu):
+TLS_FILES = ("--tls-cert", "--tls-key", "--tls-ca", "--token-file")
+
+
+def secret_volume(v):
+    """The Secrets a volume projects: {file name: (secret, key)}, or None."""
+    if "secret" in v:
+        items = v["secret"].get("items")
+        return {i["path"]: (v["secret"]["secretName"], i["key"]) for i in items} if items else {}
+    if "projected" in v:
+        out = {}
+        for src in v["projected"]["sources"]:
+            if "secret" not in src:
+                return None
+            for i in src["secret"].get("items", []):
+                out[i["path"]] = (src["secret"]["name"], i["key"])
+        return out
+    return None
+
+
+def validate(path, gpu, tls):
     docs = load(path)
     deps = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
     svcs = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
@@ -118,14 +150,33 @@ def validate(path, gpu):
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             for probe in ("startupProbe", "readinessProbe"):
                 p = c.get(probe)
+                # the Service routes to ready pods only: a scheduler that is ready only
+                # once backends attached would never be reached by them
+                service = "nexus.Scheduler" if dname == "nexus-scheduler" else ""
+                if tls:
+                    # the kubelet's gRPC probes speak plaintext: on a TLS port they fail
+                    want = "/readyz" + ("/" + service if service else "")
+                    h = (p or {}).get("httpGet", {})
+                    if not p or "grpc" in p or h.get("path") != want or \
+                            h.get("port") not in ("metrics", ports.get("metrics")):
+                        fail(f"{path}: Deployment {dname}: {probe} is not GET {want} on the metrics port")
+                    continue
                 if not p or "grpc" not in p:
                     fail(f"{path}: Deployment {dname}: no gRPC {probe}")
                 if p["grpc"]["port"] != ports.get("grpc"):
                     fail(f"{path}: Deployment {dname}: {probe} on port {p['grpc']['port']}, not its grpc port")
-                # the Service routes to ready pods only: a scheduler that is ready only
-                # once backends attached would never be reached by them
-                if dname == "nexus-scheduler" and p["grpc"].get("service") != "nexus.Scheduler":
-                    fail(f"{path}: the scheduler's {probe} must ask for service nexus.Scheduler")
+                if p["grpc"].get("service", "") != service:
+                    fail(f"{path}: the {dname}'s {probe} must ask for service '{service}'")
+            if tls:
+                for flag in ("--tls-verify-clients", "--tls-server-name") + TLS_FILES:
+                    if not any(a == flag or a.startswith(flag + "=") for a in c["args"]):
+                        fail(f"{path}: Deployment {dname}: no {flag}")
+                for flag in TLS_FILES:
+                    f = arg_value(c["args"], flag)
+                    m = next((m for m in c.get("volumeMounts", []) if f.startswith(m["mountPath"] + "/")), None)
+                    files = secret_volume(vols[m["name"]]) if m else None
+                    if files is None or f[len(m["mountPath"]) + 1:] not in files:
+                        fail(f"{path}: Deployment {dname}: {flag} {f} is not a file of a mounted Secret")
             live = c.get("livenessProbe", {}).get("httpGet", {})
             if live.get("path") != "/healthz" or live.get("port") not in ("metrics", ports.get("metrics")):
                 fail(f"{path}: Deployment {dname}: livenessProbe is not GET /healthz on the metrics port")
@@ -163,7 +214,8 @@ def validate(path, gpu):
     want = experiment["cluster"]["gpus"]
     if deps["nexus-backend"]["spec"]["replicas"] != want:
         fail(f"{path}: {deps['nexus-backend']['spec']['replicas']} backend replicas, the experiment's cluster.gpus is {want}")
-    print(f"k8s_check: {path}: {len(deps)} Deployments, {len(svcs)} Services, {len(cms)} ConfigMaps hang together")
+    print(f"k8s_check: {path}: {len(deps)} Deployments, {len(svcs)} Services, {len(cms)} ConfigMaps hang together"
+          + (" (TLS, mutual TLS and the token on every daemon, HTTP probes)" if tls else ""))
 
 
 def aliases(path):
@@ -176,12 +228,19 @@ def aliases(path):
             print(f"{d['metadata']['name']}-pod-{i}", *names)
 
 
-def for_podman(path, out):
+def for_podman(path, out, secrets):
     docs = load(path)
     for d in by_kind(docs, "Deployment"):
         for c in d["spec"]["template"]["spec"]["containers"]:
             for k in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
                 c.pop(k, None)
+        for v in d["spec"]["template"]["spec"].get("volumes", []):
+            if secret_volume(v) is not None:
+                if not secrets:
+                    fail(f"{path}: Deployment {d['metadata']['name']}: Secret volume {v['name']} needs --secrets DIR")
+                v.pop("secret", None)
+                v.pop("projected", None)
+                v["hostPath"] = {"path": secrets, "type": "Directory"}
     with open(out, "w") as f:
         yaml.safe_dump_all(docs, f, sort_keys=False)
 
@@ -197,25 +256,69 @@ def replacement(path, deployment, name, out):
         yaml.safe_dump_all(by_kind(docs, "ConfigMap") + [dep], f, sort_keys=False)
 
 
-def health(addrs):
+def probes(path, pods):
+    docs = load(path)
+    deps = {d["metadata"]["name"]: d for d in by_kind(docs, "Deployment")}
+    bad, kinds = [], set()
+    for spec in pods:
+        pod, ip = spec.split("=")
+        dep = deps.get(pod.rsplit("-pod-", 1)[0])
+        if not dep:
+            fail(f"{path}: no Deployment for pod {pod}")
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+            for probe in ("startupProbe", "readinessProbe"):
+                p = c.get(probe)
+                if not p:
+                    continue
+                kind = next(k for k in ("httpGet", "tcpSocket", "grpc") if k in p)
+                port = ports.get(p[kind]["port"], p[kind]["port"])
+                what = f"{pod} {probe} {kind}"
+                try:
+                    if kind == "httpGet":
+                        what += " " + p[kind]["path"]
+                        with urllib.request.urlopen(f"http://{ip}:{port}{p[kind]['path']}", timeout=3) as r:
+                            ok = 200 <= r.status < 400
+                    elif kind == "tcpSocket":
+                        socket.create_connection((ip, port), timeout=3).close()
+                        ok = True
+                    else:
+                        ok = grpc_serving(f"{ip}:{port}", p[kind].get("service", "")) is None
+                except (OSError, urllib.error.URLError) as e:
+                    ok, what = False, f"{what}: {e}"
+                kinds.add(f"{kind} {p[kind].get('path', '')}".strip())
+                if not ok:
+                    bad.append(what)
+    if bad:
+        fail("probes fail: " + ", ".join(bad))
+    print(f"k8s_check: {len(pods)} pods pass their startup and readiness probes ({', '.join(sorted(kinds))})")
+
+
+def grpc_serving(addr, service):
+    """None when grpc.health.v1.Health/Check says SERVING (plaintext, as the kubelet
+    asks), else what it said."""
     import grpc
+    # HealthCheckRequest{service = 1 (string)}
+    req = b"\x0a" + bytes([len(service)]) + service.encode() if service else b""
+    with grpc.insecure_channel(addr) as ch:
+        check = ch.unary_unary("/grpc.health.v1.Health/Check",
+                               request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            resp = check(req, timeout=3)
+        except grpc.RpcError as e:
+            return e.code().name
+    # HealthCheckResponse{status = 1}: field 1, varint; SERVING is 1
+    status = resp[1] if len(resp) >= 2 and resp[0] == 0x08 else 0
+    return None if status == 1 else f"status {status}"
+
+
+def health(addrs):
     bad = []
     for spec in addrs:
         addr, _, service = spec.partition("/")
-        # HealthCheckRequest{service = 1 (string)}
-        req = b"\x0a" + bytes([len(service)]) + service.encode() if service else b""
-        with grpc.insecure_channel(addr) as ch:
-            check = ch.unary_unary("/grpc.health.v1.Health/Check",
-                                   request_serializer=lambda b: b, response_deserializer=lambda b: b)
-            try:
-                resp = check(req, timeout=3)
-            except grpc.RpcError as e:
-                bad.append(f"{spec}: {e.code().name}")
-                continue
-        # HealthCheckResponse{status = 1}: field 1, varint; SERVING is 1
-        status = resp[1] if len(resp) >= 2 and resp[0] == 0x08 else 0
-        if status != 1:
-            bad.append(f"{spec}: status {status}")
+        why = grpc_serving(addr, service)
+        if why:
+            bad.append(f"{spec}: {why}")
     if bad:
         fail("not serving: " + ", ".join(bad))
     print(f"k8s_check: {len(addrs)} daemons SERVING (grpc.health.v1)")
@@ -253,11 +356,13 @@ def main(argv):
         return 0 if len(argv) >= 2 else 2
     cmd, rest = argv[1], argv[2:]
     if cmd == "validate" and rest:
-        validate(rest[0], "--gpu" in rest[1:])
+        validate(rest[0], "--gpu" in rest[1:], "--tls" in rest[1:])
     elif cmd == "aliases" and len(rest) == 1:
         aliases(rest[0])
-    elif cmd == "podman" and len(rest) == 2:
-        for_podman(rest[0], rest[1])
+    elif cmd == "podman" and len(rest) in (2, 4) and (len(rest) == 2 or rest[2] == "--secrets"):
+        for_podman(rest[0], rest[1], rest[3] if len(rest) == 4 else None)
+    elif cmd == "probes" and len(rest) >= 2:
+        probes(rest[0], rest[1:])
     elif cmd == "replacement" and len(rest) == 4:
         replacement(*rest)
     elif cmd == "health" and rest:

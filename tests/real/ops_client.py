@@ -13,9 +13,11 @@ client. Commands:
   scrape URL OUT                       GET URL into OUT (must be 200)
   status URL CODE                      GET URL answers the HTTP status CODE
   http ADDR                            the HTTP error cases of a metrics port
-  secure STUBS ADDR DIR TOKEN MTLS     a TLS frontend: who is refused, who is
+  secure STUBS ADDR DIR TOKEN MTLS [NAME]
+                                       a TLS frontend: who is refused, who is
                                        served (DIR: ca.pem, client.pem/key,
-                                       rogue.pem/key; MTLS 1: client certs required)
+                                       rogue.pem/key; MTLS 1: client certs required;
+                                       NAME: the name its certificate holds, localhost)
 Exit status 0 when everything is as expected."""
 import os, socket, struct, sys, time, urllib.error, urllib.request
 
@@ -177,16 +179,20 @@ elif cmd == "http":
 
 elif cmd == "secure":
     addr, d, token, mtls = sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] == "1"
+    name = sys.argv[7] if len(sys.argv) > 7 else "localhost"
     rd = lambda n: open(os.path.join(d, n), "rb").read()
     ca = rd("ca.pem")
     def channel(kind):
         if kind == "plain":
             return grpc.insecure_channel(addr)
-        opts = (("grpc.ssl_target_name_override", "localhost"),)
+        opts = (("grpc.ssl_target_name_override", name),)
         if kind == "tls":
             return grpc.secure_channel(addr, grpc.ssl_channel_credentials(ca), opts)
         pem, key = ("client.pem", "client.key") if kind == "mtls" else ("rogue.pem", "rogue.key")
         return grpc.secure_channel(addr, grpc.ssl_channel_credentials(ca, rd(key), rd(pem)), opts)
+    CHANNELS = {"plain": "plaintext", "tls": "TLS without a client certificate",
+                "mtls": "TLS with a client certificate",
+                "rogue": "TLS with a certificate from another CA"}
     def ready(kind, tok):
         md = (("authorization", "Bearer " + tok),) if tok is not None else None
         try:
@@ -198,8 +204,8 @@ elif cmd == "secure":
     def infer(kind, tok):
         req = classify_request("tls")
         stub = pbg.GRPCInferenceServiceStub(channel(kind))
-        for attempt in range(100):  # a loaded host may drop a call for its SLO while the
-            if attempt:             # frontend's data streams are still connecting: wait, again
+        for attempt in range(100):  # a loaded host may drop a call for its SLO: again
+            if attempt:
                 time.sleep(0.1)
             try:
                 r = stub.ModelInfer(req, timeout=10, metadata=(("authorization", "Bearer " + tok),))
@@ -216,20 +222,20 @@ elif cmd == "secure":
         expect += [("tls", token, "UNAVAILABLE"), ("rogue", token, "UNAVAILABLE")]
     for kind, tok, want in expect:
         got = ready(kind, tok)
-        what = "%s channel, %s token" % (kind, "no" if tok is None else
-                                         "the" if tok == token else "a wrong")
+        what = "%s, %s token" % (CHANNELS[kind], "no" if tok is None else
+                                 "the" if tok == token else "a wrong")
         if got != want:
-            fail("ServerReady over a %s: %s, expected %s" % (what, got, want))
-        ok("ServerReady over a %s: %s" % (what, got))
+            fail("ServerReady over %s: %s, expected %s" % (what, got, want))
+        ok("ServerReady over %s: %s" % (what, got))
     out = infer(good, token)
     if out != (4.0, 2.0):
-        fail("ModelInfer over %s: %s" % (good, out))
-    ok("ModelInfer over %s with the token: %s" % (good, out))
+        fail("ModelInfer over %s: %s" % (CHANNELS[good], out))
+    ok("ModelInfer over %s, the token: %s" % (CHANNELS[good], out))
     # health checks need no token, but do need the TLS (and client certificate)
     try:
         st = hpbg.HealthStub(channel(good)).Check(hpb.HealthCheckRequest(service=""), timeout=5)
-        ok("Health.Check over %s without a token: %s" % (good, NAMES[st.status]))
+        ok("Health.Check over %s without a token: %s" % (CHANNELS[good], NAMES[st.status]))
     except grpc.RpcError as e:
-        fail("Health.Check over %s without a token: %s" % (good, e.code().name))
+        fail("Health.Check over %s without a token: %s" % (CHANNELS[good], e.code().name))
 else:
     fail("unknown command " + cmd)

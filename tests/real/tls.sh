@@ -16,18 +16,7 @@ trap 'kill ${PIDS[@]} 2>/dev/null || true; rm -rf "$T"' EXIT
 PY=/usr/bin/python3
 EXP=tests/real/e2e.yml
 D=$T/pki
-mkdir $D
-ossl() { openssl "$@" 2>$T/openssl.log || { cat $T/openssl.log; exit 1; }; }
-ossl req -x509 -newkey rsa:2048 -nodes -keyout $D/ca.key -out $D/ca.pem -days 1 -subj /CN=nexus-test-ca
-for n in node client; do
-    ossl req -newkey rsa:2048 -nodes -keyout $D/$n.key -out $D/$n.csr -subj /CN=$n
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > $D/$n.ext
-    ossl x509 -req -in $D/$n.csr -CA $D/ca.pem -CAkey $D/ca.key -CAcreateserial -out $D/$n.pem \
-        -days 1 -extfile $D/$n.ext
-done
-ossl req -x509 -newkey rsa:2048 -nodes -keyout $D/rogue.key -out $D/rogue.pem -days 1 -subj /CN=rogue \
-    -addext subjectAltName=DNS:localhost,IP:127.0.0.1
-head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > $D/token
+tools/test-pki.sh $D DNS:localhost,IP:127.0.0.1
 $PY -m grpc_tools.protoc -I real/proto --python_out=$T --grpc_python_out=$T \
     real/proto/health.proto real/proto/inference.proto
 
