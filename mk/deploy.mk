@@ -10,7 +10,9 @@
 #                       localhost/nexus-prometheus:latest; USE_CUDA=1: localhost/nexus:cuda
 #   make deploy-check   render deploy/k8s (Debian's kubectl), then run the emulated overlay
 #                       with podman kube play: probes, a KServe query through the Service,
-#                       a backend pod deleted with nothing lost, Prometheus scraping
+#                       a backend pod deleted with nothing lost, Prometheus scraping;
+#                       then the TLS overlay (deploy/k8s/tls): clients without TLS, a
+#                       client certificate or the token refused, with them served
 .PHONY: fresh-check image deploy-check
 fresh-check:
 	$(Q)tools/fresh-check.sh
