@@ -140,8 +140,10 @@ int nx_wire_routes_from(const Nexus__Routes *r, int nsess, int ngpu, nx_routes_m
     m->m.type = NX_MSG_ROUTES;
     m->epoch = r->epoch;
     memcpy(m->off, r->off, sizeof(int) * ((size_t)nsess + 1));
-    memcpy(m->gpu, r->gpu, sizeof(int) * r->n_gpu);
-    memcpy(m->w, r->weight, sizeof(double) * r->n_gpu);
+    if (r->n_gpu > 0) { /* a plan that routes nothing: protobuf-c leaves the arrays NULL */
+        memcpy(m->gpu, r->gpu, sizeof(int) * r->n_gpu);
+        memcpy(m->w, r->weight, sizeof(double) * r->n_gpu);
+    }
     memcpy(m->slo_us, r->slo_us, sizeof(double) * (size_t)nsess);
     *out = m;
     return 0;
@@ -190,7 +192,8 @@ int nx_wire_rates_from(const Nexus__Rates *r, int nsess, nx_rates_msg **out, cha
     }
     nx_rates_msg *m = nx_rates_msg_new(nsess, r->nsamples);
     m->m.type = NX_MSG_RATES;
-    memcpy(m->counts, r->counts, sizeof(uint32_t) * r->n_counts);
+    if (r->n_counts > 0)
+        memcpy(m->counts, r->counts, sizeof(uint32_t) * r->n_counts);
     *out = m;
     return 0;
 }

@@ -667,6 +667,18 @@ static void test_wire(void)
     CU_ASSERT_EQUAL(nx_wire_routes_from(back, 2, 4, &r2, why, sizeof why), NX_ERR_INVAL);
     nexus__routes__free_unpacked(back, NULL);
     free(rm);
+    /* a plan that routes nothing (every backend gone): no arrays on the wire */
+    rm = nx_routes_msg_new(2, 0);
+    rm->slo_us[0] = 5000, rm->slo_us[1] = 7000;
+    nx_wire_routes_to(rm, &pr);
+    len = protobuf_c_message_pack(&pr.base, buf);
+    back = nexus__routes__unpack(NULL, len, buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back);
+    CU_ASSERT_EQUAL(nx_wire_routes_from(back, 2, 4, &r2, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(r2->off[2], 0);
+    free(r2);
+    nexus__routes__free_unpacked(back, NULL);
+    free(rm);
     /* rates */
     Nexus__Rates ra = NEXUS__RATES__INIT;
     uint32_t counts[6] = {1, 2, 3, 4, 5, 6};
@@ -679,6 +691,10 @@ static void test_wire(void)
     CU_ASSERT_EQUAL(nx_wire_rates_from(&ra, 2, &rt, why, sizeof why), NX_ERR_INVAL);
     ra.n_counts = 6, ra.nsamples = -3;
     CU_ASSERT_EQUAL(nx_wire_rates_from(&ra, 2, &rt, why, sizeof why), NX_ERR_INVAL);
+    ra.n_counts = 0, ra.nsamples = 0, ra.counts = NULL; /* no interval yet */
+    CU_ASSERT_EQUAL(nx_wire_rates_from(&ra, 2, &rt, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(rt->nsamples, 0);
+    free(rt);
 }
 
 static void test_kserve_input(void)
