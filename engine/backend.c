@@ -233,9 +233,9 @@ static void core_start(nx_backend *be, nx_core *c, const nx_cpujob *job)
 
 static void cpu_submit(nx_backend *be, int kind, nx_req *r, nx_brun *run)
 {
-    const nx_profile *p = be->cfg.sessions[r->session].prof;
     bool pre = kind == JOB_PRE || kind == JOB_BATCH_PRE;
-    nx_cpujob job = {.r = r, .run = run, .kind = kind, .cost = NX_US(pre ? p->pre_us : p->post_us)};
+    nx_cpujob job = {.r = r, .run = run, .kind = kind,
+                     .cost = NX_US(nx_session_cpu_us(&be->cfg.sessions[r->session], pre))};
     if (be->cores_idle > 0) {
         int i = 0;
         while (be->cores[i].busy)
@@ -372,7 +372,7 @@ static void batch_done(nx_event *ev)
         if (be->cfg.no_overlap) {
             cpu_submit(be, JOB_BATCH_POST, r, run);
         } else if (be->cfg.cpu_cores > 0) {
-            if (be->cfg.sessions[r->session].prof->post_us > 0)
+            if (nx_session_cpu_us(&be->cfg.sessions[r->session], false) > 0)
                 cpu_submit(be, JOB_POST, r, NULL);
             else
                 reply(be, r);
@@ -597,7 +597,7 @@ void nx_backend_recv(nx_backend *be, nx_msg *m)
     switch (m->type) {
     case NX_MSG_QUERY: {
         nx_req *r = NX_CONTAINER_OF(m, nx_req, msg);
-        double pre = be->cfg.sessions[r->session].prof->pre_us;
+        double pre = nx_session_cpu_us(&be->cfg.sessions[r->session], true);
         if (be->cfg.no_overlap || pre <= 0) {
             enqueue(be, r); /* no overlap: pre-processed with its batch */
         } else if (be->cfg.cpu_cores > 0) {

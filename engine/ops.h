@@ -29,6 +29,15 @@ typedef struct nx_session {
     double est_rate;   /* the rate to plan for before any measurement (req/s) */
 } nx_session;
 
+/* CPU time (µs of one core) a request of session s costs its backend node:
+ * its pre-processing job (pre = true) or its post-processing job. The backend
+ * charges exactly these; the scheduler plans each GPU's node for their sum
+ * (nx_sess_spec.cpu_us), so the two cannot disagree. */
+static inline double nx_session_cpu_us(const nx_session *s, bool pre)
+{
+    return pre ? s->prof->pre_us : s->prof->post_us;
+}
+
 /* ---- batching -------------------------------------------------------------- */
 
 /* A backend's state for one session: its queue, its planned batch, and a few

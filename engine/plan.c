@@ -131,12 +131,24 @@ double nx_plan_session_throughput(const nx_plan *p, int session)
 double nx_plan_lat(const nx_place_ctx *c, const nx_profile *prof, int b)
 {
     NX_ASSERT(b >= 1 && b <= prof->max_batch);
-    return nx_latency_est_us(prof, b, c->multiplier);
+    double l = nx_latency_est_us(prof, b, c->multiplier);
+    if (c->no_overlap && c->cpu_cores > 0)
+        l += ((b + c->cpu_cores - 1) / c->cpu_cores) * (prof->pre_us + prof->post_us);
+    return l;
 }
 
 double nx_plan_budget(const nx_place_ctx *c, const nx_sess_spec *s)
 {
+    if (c->no_overlap && c->cpu_cores > 0) /* the CPU rounds are in l(b) */
+        return s->slo_us - c->net_allowance_us;
     return s->slo_us - s->prof->pre_us - s->prof->post_us - c->net_allowance_us;
+}
+
+double nx_plan_cpu_rate(const nx_place_ctx *c, const nx_sess_spec *s, double fill)
+{
+    if (c->cpu_cores <= 0 || s->cpu_us <= 0)
+        return INFINITY;
+    return fill * c->cpu_cores * 1e6 / s->cpu_us;
 }
 
 int nx_plan_sat_batch(const nx_place_ctx *c, const nx_sess_spec *s)
@@ -170,12 +182,14 @@ int nx_plan_sat_batch_mem(const nx_place_ctx *c, const nx_sess_spec *sp)
 
 int nx_plan_check_ctx(const nx_place_ctx *ctx, const nx_plan *out)
 {
-    if (ctx->ngpus < 0 || ctx->ngpus > out->ngpu || ctx->nsess > out->nsess)
+    if (ctx->ngpus < 0 || ctx->ngpus > out->ngpu || ctx->nsess > out->nsess ||
+        ctx->cpu_cores < 0 || (ctx->no_overlap && ctx->cpu_cores == 0))
         return NX_ERR_INVAL;
     for (int i = 0; i < ctx->nsess; i++) {
         const nx_sess_spec *sp = &ctx->sess[i];
         if (!sp->prof || sp->prof->max_batch < 1 || !sp->prof->mean_us || sp->id < 0 ||
-            sp->id >= out->nsess || !(sp->rate >= 0) || isinf(sp->rate))
+            sp->id >= out->nsess || !(sp->rate >= 0) || isinf(sp->rate) ||
+            !(sp->cpu_us >= 0) || isinf(sp->cpu_us))
             return NX_ERR_INVAL;
     }
     return 0;

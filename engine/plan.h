@@ -8,7 +8,19 @@
  * Latency model used for planning (all in µs):
  *   l(b)     = multiplier * (mean(b) + std(b))        nx_plan_lat() (latency.h)
  *   budget   = slo - pre - post - net_allowance       nx_plan_budget()
- * A session fits at batch b with duty cycle d iff d + l(b) <= budget. */
+ * A session fits at batch b with duty cycle d iff d + l(b) <= budget.
+ *
+ * The node's CPU (cpu_cores > 0; 0 = unlimited, the pre/post a pure delay):
+ * every request costs its node cpu_us of one core (pre + post,
+ * nx_session_cpu_us() in ops.h, what the backend charges), so a GPU's planned
+ * rates must have Σ rate·cpu_us <= cores·1e6 (policies keep a fill factor
+ * below 1 of it). Without overlap (the paper's -OL) the GPU waits while its
+ * batch is pre- and post-processed in ⌈b/cores⌉ rounds, so the CPU time is
+ * part of the batch's latency on the GPU:
+ *   l(b)     = multiplier * (mean + std) + ⌈b/cores⌉ * (pre + post)
+ *   budget   = slo - net_allowance
+ * (as nx_bsess_lat() estimates it on the backend); the core limit is then
+ * implied by Σ l(b) <= d. */
 #ifndef NX_PLAN_H
 #define NX_PLAN_H
 
@@ -20,6 +32,8 @@ typedef struct nx_sess_spec {
     const nx_profile *prof;
     double slo_us;           /* the session's latency SLO */
     double rate;             /* req/s to plan for */
+    double cpu_us;           /* CPU time per request on its node's cores, µs (pre + post;
+                                only read when the context has cpu_cores > 0) */
 } nx_sess_spec;
 
 typedef struct nx_place_ctx {
@@ -29,6 +43,8 @@ typedef struct nx_place_ctx {
     double gpu_mem_mb;       /* memory per GPU */
     double multiplier;       /* profile multiplier for l(b) */
     double net_allowance_us; /* subtracted from every SLO (request + reply network time) */
+    int cpu_cores;           /* cores per GPU's node for pre/post-processing (0: unlimited) */
+    bool no_overlap;         /* the GPU waits for its batch's pre/post (needs cpu_cores > 0) */
 } nx_place_ctx;
 
 typedef struct nx_alloc {
@@ -67,6 +83,7 @@ void nx_plan_count_used(nx_plan *p);
 double nx_plan_session_throughput(const nx_plan *p, int session);
 
 /* Latency helpers (µs). */
+/* l(b): with no_overlap, including the batch's ⌈b/cores⌉ rounds of CPU. */
 double nx_plan_lat(const nx_place_ctx *c, const nx_profile *prof, int b);
 double nx_plan_budget(const nx_place_ctx *c, const nx_sess_spec *s);
 /* Largest b with 2*l(b) <= budget (the saturated rule), 0 if even b=1 fails. */
@@ -79,6 +96,10 @@ int nx_plan_sat_batch_mem(const nx_place_ctx *c, const nx_sess_spec *s);
 int nx_plan_check_ctx(const nx_place_ctx *ctx, const nx_plan *out);
 /* Single-GPU peak throughput of a session under the saturated rule (req/s). */
 double nx_plan_max_throughput(const nx_place_ctx *c, const nx_sess_spec *s);
+/* The most req/s of session s one GPU's node may be planned at, a share
+ * `fill` of its cores (fill·cores·1e6 / cpu_us); INFINITY when the cores are
+ * not modelled or the session costs no CPU. */
+double nx_plan_cpu_rate(const nx_place_ctx *c, const nx_sess_spec *s, double fill);
 
 /* Placement policy: fill `out` (already init'ed with ctx->ngpus GPUs and
  * ctx->nsess sessions, and cleared) from the sessions in `ctx`. Must be

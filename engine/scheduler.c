@@ -57,6 +57,8 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
         sc->specs[s].id = s;
         sc->specs[s].prof = cfg->sessions[s].prof;
         sc->specs[s].slo_us = cfg->sessions[s].slo_us;
+        sc->specs[s].cpu_us = nx_session_cpu_us(&cfg->sessions[s], true) +
+                              nx_session_cpu_us(&cfg->sessions[s], false);
         sc->budget[s] = cfg->sessions[s].slo_us;
         sc->plan_rate[s] = cfg->sessions[s].est_rate;
     }
@@ -356,8 +358,12 @@ static void build_units(nx_scheduler *sc)
     for (int u = 0; u < sc->nunits; u++) {
         nx_prefix_unit *pu = &sc->units[u];
         pu->rate = 0;
-        for (int i = 0; i < pu->n; i++)
-            pu->rate += sc->specs[pu->members[i]].rate;
+        double cpu = 0; /* the members' CPU per request, weighted by their rates */
+        for (int i = 0; i < pu->n; i++) {
+            const nx_sess_spec *m = &sc->specs[pu->members[i]];
+            pu->rate += m->rate;
+            cpu += m->rate * m->cpu_us;
+        }
         const nx_session *first = &sc->cfg.sessions[pu->members[0]];
         const nx_profile *pre = first->prefix;
         nx_profile *p = &pu->prof;
@@ -396,6 +402,7 @@ static void build_units(nx_scheduler *sc)
         spec->prof = p;
         spec->slo_us = pu->slo_us;
         spec->rate = pu->rate;
+        spec->cpu_us = cpu / pu->rate;
     }
     for (int u = 0; u < sc->nunits; u++)
         for (int i = 0; i < sc->units[u].n; i++)
@@ -459,6 +466,8 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
         .gpu_mem_mb = sc->cfg.gpu_mem_mb,
         .multiplier = sc->cfg.p.profile_multiplier,
         .net_allowance_us = sc->cfg.net_allowance_us,
+        .cpu_cores = sc->cfg.cpu_cores,
+        .no_overlap = sc->cfg.no_overlap,
     };
     nx_plan_clear(&sc->next);
     int rc = sc->cfg.placement->place(&ctx, &sc->next);

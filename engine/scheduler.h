@@ -40,6 +40,8 @@ typedef struct nx_scheduler_cfg {
     int first_frontend_node;   /* frontends are nodes first..first+nfrontends-1 */
     double gpu_mem_mb;
     double net_allowance_us;   /* subtracted from SLOs when planning */
+    int cpu_cores;             /* per backend node, as the backends have (0: unlimited) */
+    bool no_overlap;           /* the backends' GPUs wait for pre/post (needs cpu_cores) */
     const nx_placement_ops *placement;
     nx_sched_params p;
     const nx_app *apps;        /* the apps' DAGs */

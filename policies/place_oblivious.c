@@ -19,10 +19,21 @@
  *    throughput = fraction·T.
  *  - One check beyond the fraction sum (and implying it): a round robin of
  *    fixed batches serves session i at B_i / Σ_j ℓ(B_j), which must cover its
- *    share fraction_i·T_i, i.e. Σ_j ℓ(B_j) <= ℓ(B_i)/fraction_i. Without it
+ *    share fraction_i·T_i, i.e. Σ_j ℓ(B_j) <= ℓ(B_i)/fraction_i (when the
+ *    cores cap T_i below B_i/ℓ(B_i), B_i/(fraction_i·T_i): below). Without it
  *    a big share next to a slow model would be planned a throughput its GPU
  *    cannot deliver, and the baseline would lose by a planning error rather
  *    than by being batch-oblivious.
+ *
+ *
+ * The node's cores (ctx->cpu_cores > 0) cap a GPU as for squishy: T is at
+ * most CPU_FILL · cores / (CPU per request). A shared GPU's sessions then
+ * need no check of their own on the cores: each share's core load is
+ * frac·T·cpu <= frac·CPU_FILL·cores, so fractions that sum to at most 1 keep
+ * Σ rate·cpu <= CPU_FILL·cores (plan.h). The fill is squishy's 0.8, not 1:
+ * a FIFO of pre/post jobs on cores 100 % busy has no bound on its waits, and
+ * planned so the baseline lost 57 % in the paper-era game at 14 cores (2,816
+ * -> 1,204 frames/s; late frames on nodes whose shares filled the cores).
  *
  * With B at the saturated rule, 2·ℓ(B) is close to the budget, so sharing is
  * rare: this is what squishy bin packing improves on. GPUs beyond ctx->ngpus
@@ -40,6 +51,8 @@
 
 #define LAT_EPS_US 1e-6
 #define FRAC_EPS 1e-9
+/* The share of a node's cores a plan may fill (see the top). */
+#define CPU_FILL 0.8
 /* A fractional share whose load is below this (req/s) is rounding noise. */
 #define MIN_RATE 1e-6
 
@@ -51,7 +64,8 @@ typedef struct ob_item {
     double frac;     /* fractional share of a GPU */
     double l;        /* ℓ(B), µs */
     double slack;    /* budget − ℓ(B): the most Σℓ on its GPU may reach */
-    double cycle;    /* ℓ(B)/frac: the longest round robin that serves its share */
+    double cycle;    /* ℓ(B)/frac · T_gpu/T = B/(frac·T): the longest round robin
+                        that serves its share (T_gpu = B/ℓ(B), T capped by the cores) */
 } ob_item;
 
 typedef struct ob_gpu {
@@ -91,7 +105,8 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
             continue;
         }
         double l = nx_plan_lat(ctx, sp->prof, b);
-        double t = b * 1e6 / l;
+        double tg = b * 1e6 / l;   /* what the GPU alone allows */
+        double t = NX_MIN(tg, nx_plan_cpu_rate(ctx, sp, CPU_FILL));
         double g = sp->rate / t;
         double n = floor(g + FRAC_EPS);
         double give = NX_MIN(n, (double)(ctx->ngpus - nded));
@@ -106,7 +121,7 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
         if (frac * t >= MIN_RATE)
             items[nitems++] = (ob_item){
                 .s = i, .id = sp->id, .b = b, .t = t, .frac = frac, .l = l,
-                .slack = nx_plan_budget(ctx, sp) - l, .cycle = l / frac,
+                .slack = nx_plan_budget(ctx, sp) - l, .cycle = l / frac * (tg / t),
             };
     }
 

@@ -10,13 +10,19 @@
  *
  *  1. Saturated phase. Each session gets its saturated batch B (the largest
  *     with 2·ℓ(B) <= budget whose memory fits a GPU), whose throughput is
- *     T = B/ℓ(B), and ⌊rate/T⌋ dedicated GPUs that run batch B back to back.
+ *     T = min(B/ℓ(B), u·C/c) (C the node's cores, c the session's CPU time
+ *     per request: a GPU is worth no more requests than its node's cores can
+ *     pre- and post-process), and ⌊rate/T⌋ dedicated GPUs that run batch B
+ *     back to back, or as fast as the CPU lets them.
  *     What is left over, ρ = rate − n·T < T, is the session's residual.
  *  2. Residual phase. A set S of residuals fits one GPU iff SOME duty cycle d
  *     has, with b_i = max(1, ⌈d·ρ_i⌉):
  *        Σ ℓ(b_i) <= u·d,  d + ℓ(b_i) <= budget_i (worst case: wait d, run
- *        b_i),  Σ mem(b_i) <= GPU memory,
- *     where u <= 1 is the share of the cycle the plan may fill (below).
+ *        b_i),  Σ mem(b_i) <= GPU memory,  Σ ρ_i·c_i <= u·C,
+ *     where u <= 1 is the share of the cycle the plan may fill (below); the
+ *     cores get the same headroom as the GPU (a queue of pre/post jobs at
+ *     100 % of its cores has no bound on its waits). The CPU condition does
+ *     not depend on d; with C = 0 (cores not modelled) it is absent.
  *     The paper (and the earlier version of this file) tested one d only, the
  *     smallest of the sessions' lone ones; that made the feasible load
  *     non-monotone (experiments/repro/squishy_nonmonotone.yml: five Inception
@@ -51,12 +57,13 @@
  *  - One GPU (at any fixed u): if d witnesses that S fits at rates ρ, the
  *    same d witnesses it at any ρ' <= ρ: every b_i = ⌈d·ρ_i⌉ can only
  *    shrink, and every condition above only gets easier when a batch shrinks
- *    (ℓ and memory are monotone by construction). Subsets of a fitting S
- *    fit too. Whether the cluster suffices is decided at u = 1.
+ *    (ℓ and memory are monotone by construction); Σ ρ_i·c_i is linear in the
+ *    rates. Subsets of a fitting S fit too. Whether the cluster suffices is
+ *    decided at u = 1.
  *  - Saturated part: n = ⌊r/T⌋ never grows as r falls. When it drops, the
  *    new residual ρ' < T always fits a GPU alone (d = ℓ(B): batch <= B,
- *    ℓ <= d, d + ℓ <= 2ℓ(B) <= budget), so the lost dedicated GPU is
- *    replaced by at most one residual GPU.
+ *    ℓ <= d, d + ℓ <= 2ℓ(B) <= budget; ρ'·c < T·c <= u·C), so the lost
+ *    dedicated GPU is replaced by at most one residual GPU.
  *  Hence the optimal packing never needs more GPUs at lower rates. The
  *  best-fit heuristic's GPU count is not guaranteed monotone (bin-packing
  *  anomalies: smaller items can change the greedy's choices); the property
@@ -69,7 +76,16 @@
  * losing their GPUs (the old cliff: 100 % bad in the game past capacity).
  * A session whose batch of 1 misses its SLO or memory is unassigned whole.
  *
+ * Without overlap (the paper's -OL) ℓ includes the batch's ⌈b/C⌉ rounds of
+ * pre/post on the cores, during which the GPU waits, and the budget no longer
+ * subtracts them (nx_plan_lat, nx_plan_budget); the core condition is then
+ * implied by Σ ℓ(b_i) <= u·d, and stays for simplicity.
+ *
  * Differences from the original code (reference/nexus.md §2a):
+ *  - Nexus (the paper and its code) plans GPUs only; on a node with few cores
+ *    it packed sessions onto GPUs whose CPUs then could not keep up
+ *    (experiments/README.md, "Paper-era settings"). The core condition above
+ *    is ours.
  *  - Nexus's scheduler is online and incremental; here the plan is re-packed
  *    globally from scratch per the paper's Algorithm 1, so the same rates
  *    give the same plan whatever the history.
@@ -114,7 +130,9 @@ typedef struct sq_sess {
     const double *l, *m;
     double budget;   /* µs */
     double rate;     /* req/s asked for */
-    double t;        /* B / ℓ(B), req/s */
+    double cpu;      /* CPU µs per request on its node's cores */
+    double tg;       /* B / ℓ(B), req/s: what the GPU alone allows */
+    double t;        /* T = min(tg, u·C/cpu) at the fill being packed, req/s */
     bool in;         /* admitted (see place()) */
     /* for the factor being packed */
     int nded;        /* dedicated GPUs */
@@ -130,6 +148,7 @@ typedef struct sq_gpu {
     double u;        /* min U of its sessions */
     double dstar;    /* least d with E(d) <= d */
     double e;        /* E(dstar) */
+    double cpu;      /* Σ ρ·cpu of its sessions: core µs per second */
     double duty, exec, mem;
 } sq_gpu;
 
@@ -206,12 +225,21 @@ static double u_bound(const sq_sess *s)
 
 /* ---- one GPU ---------------------------------------------------------------- */
 
+/* Do residuals needing `cpu` core µs per second fit a node's cores at the
+ * fill being packed? Always, when the cores are not modelled. */
+static bool cpu_fits(const sq *q, double cpu)
+{
+    return q->ctx->cpu_cores <= 0 || cpu <= q->util * q->ctx->cpu_cores * 1e6 * (1 + 1e-12);
+}
+
 /* Least d >= d0 with E(d) <= d over the sessions of g (g may be NULL) plus
  * session `add` (-1: none), given d0 <= that least d. Fails (returns false)
  * once d exceeds u or memory at d does not fit. *e gets E(d). */
 static bool least_duty(const sq *q, const sq_gpu *g, int add, double d0, double u,
                        double *d, double *e)
 {
+    if (!cpu_fits(q, (g ? g->cpu : 0) + (add >= 0 ? q->sess[add].r * q->sess[add].cpu : 0)))
+        return false;
     double x = d0;
     for (;;) {
         if (x > u + LAT_EPS_US)
@@ -251,6 +279,8 @@ static bool merge_eval(const sq *q, const sq_gpu *g, int s, double *dstar, doubl
                        double *fill)
 {
     const sq_sess *x = &q->sess[s];
+    if (!cpu_fits(q, g->cpu + x->r * x->cpu))
+        return false;
     double u = NX_MIN(g->u, x->u);
     int b = batch_at(x, g->dstar);
     if (b > x->maxb)
@@ -351,6 +381,7 @@ static int pack(sq *q, double f)
         if (!s->in)
             continue;
         double r = f * s->rate;
+        s->t = NX_MIN(s->tg, nx_plan_cpu_rate(q->ctx, &q->ctx->sess[i], q->util));
         s->nded = (int)floor(r / s->t + 1e-9);
         need += s->nded;
         s->r = r - s->nded * s->t;
@@ -394,6 +425,7 @@ static int pack(sq *q, double f)
             q->sess[g->tail].next = si;
             g->tail = si;
             g->u = NX_MIN(g->u, s->u);
+            g->cpu += s->r * s->cpu;
         } else {
             if (q->ngpu == q->capgpu) {
                 q->capgpu = q->capgpu ? 2 * q->capgpu : 16;
@@ -402,6 +434,7 @@ static int pack(sq *q, double f)
             g = &q->gpu[q->ngpu++];
             g->head = g->tail = si;
             g->u = s->u;
+            g->cpu = s->r * s->cpu;
             NX_ASSERT(least_duty(q, NULL, si, s->l[1], s->u, &best_d, &best_e));
         }
         s->next = -1;
@@ -431,6 +464,7 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
         sq_sess *s = &q.sess[i];
         s->id = sp->id;
         s->rate = sp->rate;
+        s->cpu = sp->cpu_us;
         s->budget = nx_plan_budget(ctx, sp);
         if (sp->rate <= 0)
             continue;
@@ -444,7 +478,7 @@ static int place(const nx_place_ctx *ctx, nx_plan *out)
             out->unassigned[s->id] += sp->rate;
             continue;
         }
-        s->t = s->maxb * 1e6 / s->l[s->maxb];
+        s->tg = s->maxb * 1e6 / s->l[s->maxb];
     }
 
     /* Past capacity: the largest factor f (bisected) whose plan fits. If

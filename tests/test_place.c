@@ -140,6 +140,24 @@ static void test_plan_helpers(void)
     CU_ASSERT_DOUBLE_EQUAL(nx_plan_budget(&c, &t.s[0]), 183000, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(nx_plan_lat(&c, &t.a, 10), 1.1 * 81250, 1e-6);
     CU_ASSERT_EQUAL(nx_plan_sat_batch(&c, &t.s[0]), 10);
+    /* The node's cores: 10 + 5 ms of CPU per request, 4 cores; planned at a
+     * fill of 0.8 a node takes 0.8 · 4 / 15 ms = 213.3 req/s of it. */
+    t.s[0].cpu_us = 15000;
+    CU_ASSERT(isinf(nx_plan_cpu_rate(&c, &t.s[0], 1)));   /* cores not modelled */
+    c.cpu_cores = 4;
+    CU_ASSERT_DOUBLE_EQUAL(nx_plan_cpu_rate(&c, &t.s[0], 0.8), 0.8 * 4e6 / 15000, 1e-9);
+    /* Without overlap the GPU waits ⌈b/4⌉ rounds of 15 ms per batch, and the
+     * budget keeps the pre/post (they are in ℓ): 200 − 2 = 198 ms; batch 10
+     * is 3 rounds, 1.1 · 81.25 + 45 = 134.375 ms. */
+    c.no_overlap = true;
+    CU_ASSERT_DOUBLE_EQUAL(nx_plan_budget(&c, &t.s[0]), 198000, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(nx_plan_lat(&c, &t.a, 10), 1.1 * 81250 + 45000, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(nx_plan_lat(&c, &t.a, 4), 1.1 * 50000 + 15000, 1e-6);
+    /* 2·ℓ(b) <= 198: b = 6 is 2 rounds, 2 · (1.1 · 62.5 + 30) = 197.5; b = 7,
+     * 2 · (1.1 · 68.75 + 30) = 211.25 (with overlap b = 10, above) */
+    CU_ASSERT_EQUAL(nx_plan_sat_batch(&c, &t.s[0]), 6);
+    c.no_overlap = false;
+    c.cpu_cores = 0;
     /* An SLO below 2·ℓ(1): no batch at all. */
     t.s[0].slo_us = 100000;
     CU_ASSERT_EQUAL(nx_plan_sat_batch(&c, &t.s[0]), 0);
@@ -512,6 +530,14 @@ static void rand_inst(inst *in, uint64_t *rng)
     in->c.gpu_mem_mb = urand(rng, 4000, 80000);
     in->c.multiplier = urand(rng, 1.0, 1.2);
     in->c.net_allowance_us = urand(rng, 0, 3000);
+    /* The node's cores from a side stream (the instances' own draws stay as
+     * they were): a third without cores, else 1-16 of them, a quarter of
+     * those without overlap; a request costs its profile's pre + post. */
+    uint64_t side = *rng ^ 0x2545F4914F6CDD1DULL;
+    in->c.cpu_cores = lcg(&side) % 3 == 0 ? 0 : 1 + (int)(lcg(&side) % 16);
+    in->c.no_overlap = in->c.cpu_cores > 0 && lcg(&side) % 4 == 0;
+    for (int i = 0; i < in->ns; i++)
+        in->s[i].cpu_us = in->s[i].prof->pre_us + in->s[i].prof->post_us;
 }
 
 static void inst_free(inst *in)
@@ -555,7 +581,7 @@ static double env_mem(const nx_profile *p, int b)
 
 /* Check a plan against the latency model; returns the number of violations
  * (and reports the first). Both policies promise, per GPU: Σℓ(b) = exec <=
- * duty, memory fits; per allocation: duty + ℓ(b) <= budget (the worst case of
+ * duty, memory fits, the node's cores keep up (Σ rate·cpu <= cores); per allocation: duty + ℓ(b) <= budget (the worst case of
  * a request that just misses its batch), and the round robin really delivers
  * the planned rate (batch / duty >= rate); per session: throughput plus
  * unassigned covers the rate. With `envelope` (squishy), ℓ and memory are
@@ -569,10 +595,11 @@ static int check_plan(const inst *in, const nx_plan *p, const char *who, bool en
         if (gp->n == 0)
             continue;
         used++;
-        double exec = 0, mem = 0;
+        double exec = 0, mem = 0, cpu = 0;
         for (int i = 0; i < gp->n; i++) {
             const nx_alloc *a = &gp->a[i];
             const nx_sess_spec *s = &in->s[a->session];
+            cpu += a->rate * s->cpu_us;
             if (a->batch < 1 || a->batch > s->prof->max_batch) {
                 if (!bad++)
                     printf("\n    %s: gpu %d session %d batch %d out of range", who, g,
@@ -601,6 +628,10 @@ static int check_plan(const inst *in, const nx_plan *p, const char *who, bool en
             printf("\n    %s: gpu %d exec %.3f > duty %.3f", who, g, gp->exec_us, gp->duty_us);
         if (mem > c->gpu_mem_mb + 1e-6 && !bad++)
             printf("\n    %s: gpu %d memory %.1f > %.1f", who, g, mem, c->gpu_mem_mb);
+        if (c->cpu_cores > 0 && !gp->overcommitted && cpu > c->cpu_cores * 1e6 * (1 + 1e-9) &&
+            !bad++)
+            printf("\n    %s: gpu %d needs %.0f core-µs/s of %d cores", who, g, cpu,
+                   c->cpu_cores);
     }
     if ((used != p->used || used > c->ngpus) && !bad++)
         printf("\n    %s: used %d (counted %d), ngpus %d", who, p->used, used, c->ngpus);
@@ -784,6 +815,103 @@ static void test_cluster_limit(void)
     toy_free(&t);
 }
 
+/* ---- the node's CPU ------------------------------------------------------------ */
+
+/* Sessions of ℓ(b) = 5 + b ms (batch up to 64), SLO 200 ms, 3 + 1 ms of CPU
+ * per request: budget 196 ms, saturated batch 64 (2 · 69 <= 196), GPU-bound
+ * T = 64 / 69 ms = 927.5 req/s. */
+static void test_cpu_cap(void)
+{
+    nx_profile prof;
+    mk_linear(&prof, "L", 1000, 5000, 64, 1500, 20);
+    prof.pre_us = 3000;
+    prof.post_us = 1000;
+    nx_sess_spec s[2];
+    for (int i = 0; i < 2; i++)
+        s[i] = (nx_sess_spec){.id = i, .prof = &prof, .slo_us = 200000, .rate = 150,
+                              .cpu_us = 4000};
+    nx_place_ctx c = mk_ctx(s, 2, 16);
+    nx_plan p;
+
+    /* Two residuals of 150 req/s share one GPU's time (at d = 50 ms both run
+     * batch 8: 26 ms of a 40 ms budget at u = 0.8) ... */
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 1);
+    nx_plan_free(&p);
+    /* ... but on one core they need 2 · 150 · 4 ms = 1.2 core-s per second,
+     * more than 0.8 of it (or all of it): two GPUs, one session each. */
+    c.cpu_cores = 1;
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 2);
+    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 0, 0);
+    for (int g = 0; g < 2; g++) {
+        CU_ASSERT_EQUAL(p.gpu[g].n, 1);
+        if (p.gpu[g].n == 1)
+            CU_ASSERT_DOUBLE_EQUAL(p.gpu[g].a[0].rate, 150, 1e-9);
+    }
+    nx_plan_free(&p);
+    /* Two cores hold both (1.2 <= 0.8 · 2). */
+    c.cpu_cores = 2;
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 1);
+    nx_plan_free(&p);
+    /* One core and one GPU: at u = 1 the core takes 250 req/s, so each keeps
+     * 125 (f = 5/6) and 25 req/s of each are unassigned. */
+    c.cpu_cores = 1;
+    c.ngpus = 1;
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 1);
+    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[0], 25, 1e-3);
+    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[1], 25, 1e-3);
+    nx_plan_free(&p);
+
+    /* A saturated session capped by its core: 1,000 req/s at 4 ms each on one
+     * core is T = 0.8 / 4 ms = 200 req/s per GPU, 5 dedicated GPUs (without
+     * the cores: 1 at 927.5 and a residual of 72.5, 2 GPUs). */
+    s[0].rate = 1000;
+    c.nsess = 1;
+    c.ngpus = 16;
+    c.cpu_cores = 0;
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 2);
+    CU_ASSERT_DOUBLE_EQUAL(p.gpu[0].a[0].throughput, 64 / 0.069, 1e-6);
+    nx_plan_free(&p);
+    c.cpu_cores = 1;
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 5);
+    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 0, 0);
+    for (int g = 0; g < 5; g++) {
+        CU_ASSERT_EQUAL_FATAL(p.gpu[g].n, 1);
+        CU_ASSERT_EQUAL(p.gpu[g].a[0].batch, 64);
+        CU_ASSERT_DOUBLE_EQUAL(p.gpu[g].a[0].rate, 200, 1e-9);
+        CU_ASSERT_DOUBLE_EQUAL(p.gpu[g].a[0].throughput, 200, 1e-9);
+    }
+    nx_plan_free(&p);
+    /* On 2 GPUs the fill rises to 1 (250 req/s a GPU) and half is shed:
+     * f = 1/2 exactly, two GPUs of 250. */
+    c.ngpus = 2;
+    run(&nx_place_squishy_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 2);
+    CU_ASSERT_DOUBLE_EQUAL(p.unassigned[0], 500, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(p.gpu[1].a[0].throughput, 250, 1e-9);
+    nx_plan_free(&p);
+    /* Batch-oblivious fills the core to 0.8 as well: T = 200, 5 dedicated
+     * GPUs (without the cores: 927.5, one GPU and a share of 0.078). */
+    c.ngpus = 16;
+    run(&nx_place_oblivious_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 5);
+    CU_ASSERT_DOUBLE_EQUAL(total_unassigned(&p), 0, 0);
+    for (int g = 0; g < 5; g++)
+        CU_ASSERT_DOUBLE_EQUAL(p.gpu[g].a[0].throughput, 200, 1e-9);
+    nx_plan_free(&p);
+    c.cpu_cores = 0;
+    run(&nx_place_oblivious_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 2);
+    CU_ASSERT_DOUBLE_EQUAL(p.gpu[1].a[0].rate, 1000 - 64 / 0.069, 1e-6);
+    nx_plan_free(&p);
+    nx_profile_free(&prof);
+}
+
 /* ---- monotone feasibility ------------------------------------------------------ */
 
 /* Per GPU (exact, see place_squishy.c): every GPU of a squishy plan, planned
@@ -946,6 +1074,7 @@ int main(void)
         !CU_add_test(su, "zipf mix: squishy uses fewer GPUs", test_zipf_mix) ||
         !CU_add_test(su, "invariants over random instances", test_random_invariants) ||
         !CU_add_test(su, "cluster limit: shedding in proportion", test_cluster_limit) ||
+        !CU_add_test(su, "the node's cores cap a GPU's sessions", test_cpu_cap) ||
         !CU_add_test(su, "squishy: one GPU's fit is monotone in the rates",
                      test_monotone_gpu) ||
         !CU_add_test(su, "squishy: whole plans at lower rates", test_monotone_plan) ||
