@@ -25,15 +25,15 @@
  *    cannot deliver, and the baseline would lose by a planning error rather
  *    than by being batch-oblivious.
  *
- *
  * The node's cores (ctx->cpu_cores > 0) cap a GPU as for squishy: T is at
  * most CPU_FILL · cores / (CPU per request). A shared GPU's sessions then
  * need no check of their own on the cores: each share's core load is
  * frac·T·cpu <= frac·CPU_FILL·cores, so fractions that sum to at most 1 keep
  * Σ rate·cpu <= CPU_FILL·cores (plan.h). The fill is squishy's 0.8, not 1:
- * a FIFO of pre/post jobs on cores 100 % busy has no bound on its waits, and
- * planned so the baseline lost 57 % in the paper-era game at 14 cores (2,816
- * -> 1,204 frames/s; late frames on nodes whose shares filled the cores).
+ * a FIFO of pre/post jobs on cores 100 % busy has no bound on its waits;
+ * planned at 1, the baseline passed 1,204 frames/s in the paper-era game at
+ * 14 cores (late frames on nodes whose shares filled the cores), at 0.8
+ * 10,454 (2,816 without the cap).
  *
  * With B at the saturated rule, 2·ℓ(B) is close to the budget, so sharing is
  * rare: this is what squishy bin packing improves on. GPUs beyond ctx->ngpus

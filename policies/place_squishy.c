@@ -234,7 +234,8 @@ static bool cpu_fits(const sq *q, double cpu)
 
 /* Least d >= d0 with E(d) <= d over the sessions of g (g may be NULL) plus
  * session `add` (-1: none), given d0 <= that least d. Fails (returns false)
- * once d exceeds u or memory at d does not fit. *e gets E(d). */
+ * when their residuals do not fit the node's cores, or once d exceeds u or
+ * memory at d does not fit. *e gets E(d). */
 static bool least_duty(const sq *q, const sq_gpu *g, int add, double d0, double u,
                        double *d, double *e)
 {

@@ -909,6 +909,26 @@ static void test_cpu_cap(void)
     CU_ASSERT_EQUAL(p.used, 2);
     CU_ASSERT_DOUBLE_EQUAL(p.gpu[1].a[0].rate, 1000 - 64 / 0.069, 1e-6);
     nx_plan_free(&p);
+
+    /* Batch-oblivious shares under the cap. SLO 400 ms (budget 396): X (the
+     * profile above, 100 req/s on one core) has T = 200, a share of 0.5;
+     * Y (ℓ = 10 + b ms, no CPU) 100 / (64 / 74 ms) = 0.116. Their round robin
+     * of batch 64 each takes 69 + 74 = 143 ms, and serves X 64 / 143 ms =
+     * 448 req/s >= 100: one GPU. (Read as ℓ(B)/share, X's longest cycle
+     * would be 138 ms and the cap would have split them.) */
+    nx_profile prof2;
+    mk_linear(&prof2, "L2", 1000, 10000, 64, 1500, 20);
+    s[0] = (nx_sess_spec){.id = 0, .prof = &prof, .slo_us = 400000, .rate = 100, .cpu_us = 4000};
+    s[1] = (nx_sess_spec){.id = 1, .prof = &prof2, .slo_us = 400000, .rate = 100};
+    c.nsess = 2;
+    c.cpu_cores = 1;
+    run(&nx_place_oblivious_ops, &c, &p);
+    CU_ASSERT_EQUAL(p.used, 1);
+    CU_ASSERT_EQUAL(p.gpu[0].n, 2);
+    CU_ASSERT(!p.gpu[0].overcommitted);
+    CU_ASSERT_DOUBLE_EQUAL(p.gpu[0].duty_us, 143000, 1e-6);
+    nx_plan_free(&p);
+    nx_profile_free(&prof2);
     nx_profile_free(&prof);
 }
 
