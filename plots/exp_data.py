@@ -354,7 +354,8 @@ def era(d):
             "|---|---|---|---|---|---|\n" + "\n".join(rows) +
             "\n\nmax rate: highest offered rate with at most 1 % bad (queries/s; game and traffic: frames/s); "
             "0 = fails already at the search's lowest rate. Paper era: no planner margin; the H100 host's "
-            "pre/post costs (as delays, or FIFO on the cores, overlapped unless -OL); baselines with concurrent "
+            "pre/post costs (as delays, or FIFO on the cores, overlapped unless -OL; both placements cap a GPU by its "
+            "node's cores); baselines with concurrent "
             "model servers where the interference table has every model (experiments/README.md).\n")
 
 
