@@ -241,3 +241,43 @@ void nx_scheduler_cfg_fill(nx_scheduler_cfg *sc, const nx_catalog *c, int ngpu, 
         .keepalive_timeout_s = x->sched.keepalive_timeout_s,
     };
 }
+
+int nx_catalog_ifx(const nx_catalog *c, nx_ifx_map **out, int *n, nx_errbuf *eb)
+{
+    const nx_experiment *x = c->x;
+    nx_ifx_map *m = nx_calloc((size_t)c->nsess + 1, sizeof *m);
+    int nm = 0;
+    for (int i = 0; i < c->nsess; i++) {
+        const nx_session *s = &c->sess[i];
+        const nx_profile *p = s->group >= 0 ? s->prefix : s->prof;
+        int k = 0;
+        while (k < nm && m[k].p != p)
+            k++;
+        if (k < nm)
+            continue;
+        m[k].p = p;
+        if (!nx_interference_curve(&x->ifx, p->model, p->precision, &m[k].c)) {
+            nx_err_set(eb, NX_ERR_NOTFOUND,
+                       "%s: gpu_sharing: concurrent: the interference table %s has no entry for "
+                       "model '%s' precision '%s' (session '%s')",
+                       x->path, x->interference, p->model, p->precision, s->name);
+            free(m);
+            *out = NULL;
+            *n = 0;
+            return NX_ERR_NOTFOUND;
+        }
+        nm++;
+    }
+    *out = m;
+    *n = nm;
+    return 0;
+}
+
+double nx_ifx_map_slowdown(const nx_ifx_map *map, int n, const nx_batch *b, int k)
+{
+    for (int i = 0; i < n; i++)
+        if (map[i].p == b->prof)
+            return nx_ifx_slowdown(&map[i].c, b->size, k);
+    NX_ASSERT(!"slowdown: a batch of a profile without a curve");
+    return 1;
+}

@@ -55,6 +55,18 @@ int nx_catalog_app(const nx_catalog *c, const char *name);
  * what is its own: callbacks, and in real mode the measurement window and
  * the keep-alive period the scheduler announced. */
 void nx_backend_cfg_fill(nx_backend_cfg *bc, const nx_catalog *c, int gpu);
+
+/* gpu_sharing: concurrent: the interference curve of every profile a batch of c
+ * can run (a session's model, or its prefix group's prefix), from the
+ * experiment's table; a profile the table lacks is NX_ERR_NOTFOUND naming it.
+ * Used by the simulator's shared GPU and the emulated executor alike. */
+typedef struct nx_ifx_map {
+    const nx_profile *p;
+    nx_ifx_curve c;
+} nx_ifx_map;
+int nx_catalog_ifx(const nx_catalog *c, nx_ifx_map **out, int *n, nx_errbuf *eb);
+/* The slowdown of batch b (its profile one of map's) when k batches share its GPU. */
+double nx_ifx_map_slowdown(const nx_ifx_map *map, int n, const nx_batch *b, int k);
 /* Frontend `index` at node id `node`, routing over ngpu GPU slots. */
 void nx_frontend_cfg_fill(nx_frontend_cfg *fc, const nx_catalog *c, int index, int node,
                           int ngpu);

@@ -90,5 +90,5 @@ $(BUILD)/tests/real/test_rpc: $(BUILD)/obj/tests/real/test_rpc.o $(TEST_HELPER_O
 EXTRA_TEST_BIN += $(BUILD)/tests/real/test_rpc
 EXTRA_TEST_CMDS += tests/real/e2e.sh tests/real/failure.sh tests/real/overload.sh tests/real/netns.sh \
 	tests/real/python_client.sh tests/real/ops.sh tests/real/tls.sh \
-	tests/real/restart.sh tests/real/fidelity.sh
+	tests/real/restart.sh tests/real/fidelity.sh tests/real/concurrent.sh
 BENCH_CMDS += tests/real/bench.sh

@@ -31,12 +31,6 @@
 
 typedef struct run run;
 
-/* A profile's interference curve (gpu_sharing: concurrent). */
-typedef struct ifx_map {
-    const nx_profile *p;
-    nx_ifx_curve c;
-} ifx_map;
-
 struct run {
     const nx_experiment *x;
     nx_sim sim;
@@ -57,7 +51,7 @@ struct run {
     nx_run_result *res;
     int captl;
     struct fail_ev *fails;
-    ifx_map *ifx;           /* concurrent GPUs: the curve of every profile a batch runs */
+    nx_ifx_map *ifx;        /* concurrent GPUs: the curve of every profile a batch runs */
     int nifx;
     /* progress */
     const nx_run_opts *o;
@@ -158,39 +152,15 @@ static void start_failures(run *r)
 static double slowdown(void *ctx, const nx_batch *b, int k)
 {
     run *r = ctx;
-    for (int i = 0; i < r->nifx; i++)
-        if (r->ifx[i].p == b->prof)
-            return nx_ifx_slowdown(&r->ifx[i].c, b->size, k);
-    NX_ASSERT(!"slowdown: a batch of a profile without a curve");
-    return 1;
+    return nx_ifx_map_slowdown(r->ifx, r->nifx, b, k);
 }
 
-/* The interference curve of every profile a batch can run (a session's model,
- * or its prefix group's prefix); a profile the table lacks is an error. */
 static int setup_sharing(run *r, nx_errbuf *eb)
 {
-    const nx_experiment *x = r->x;
-    r->ifx = nx_calloc((size_t)r->ns, sizeof *r->ifx);
-    for (int i = 0; i < r->ns; i++) {
-        const nx_session *s = &r->cat.sess[i];
-        const nx_profile *p = s->group >= 0 ? s->prefix : s->prof;
-        int k = 0;
-        while (k < r->nifx && r->ifx[k].p != p)
-            k++;
-        if (k < r->nifx)
-            continue;
-        r->ifx[k].p = p;
-        if (!nx_interference_curve(&x->ifx, p->model, p->precision, &r->ifx[k].c)) {
-            nx_err_set(eb, NX_ERR_NOTFOUND,
-                       "%s: gpu_sharing: concurrent: the interference table %s has no entry for "
-                       "model '%s' precision '%s' (session '%s')",
-                       x->path, x->interference, p->model, p->precision, s->name);
-            return NX_ERR_NOTFOUND;
-        }
-        r->nifx++;
-    }
-    nx_sim_share(&r->sim, r->ng, slowdown, r);
-    return 0;
+    int rc = nx_catalog_ifx(&r->cat, &r->ifx, &r->nifx, eb);
+    if (rc == 0)
+        nx_sim_share(&r->sim, r->ng, slowdown, r);
+    return rc;
 }
 
 /* ---- wiring -------------------------------------------------------------------- */

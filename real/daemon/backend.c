@@ -15,7 +15,10 @@
  * The executor (exec.h) runs one batch at a time; the loop thread meanwhile
  * keeps receiving, queueing, replying and post-processing (the engine's
  * pre/post-processing delays are loop timers), which is the overlap of CPU
- * work with the running batch.
+ * work with the running batch. With a policy whose gpu_sharing is concurrent
+ * (TF Serving, Clipper) every session's model server runs its batches as they
+ * form, several at once on the one GPU (the engine's cfg.concurrent; the
+ * executor runs one batch per server at a time, cuda on its own stream).
  *
  * Threads: the loop thread owns the engine, the streams and the pool; the rpc
  * poller only hands completions over; a cpu/cuda executor has its own thread
@@ -90,8 +93,9 @@ struct be {
     /* executor */
     const nx_bexec_ops *xops;
     void *xstate;
-    nx_xreq **xbuf;
-    int xcap;
+    nx_xreq ***xbuf;             /* per session: its batch's requests (one batch per
+                                    session in flight; concurrent: several sessions') */
+    int *xcap;
     const char *xname;
     FILE *blog;                  /* --batch-log: one line per batch */
     nx_time blog_t0;
@@ -366,8 +370,9 @@ static void log_batch(be *b, const nx_batch *bt, nx_time exec_ns)
             n += (size_t)snprintf(parts + n, sizeof parts - n, "%s%s:%d", k ? "+" : "",
                                   bt->part_prof[k]->model, bt->part_n[k]);
     }
-    fprintf(b->blog, "%.6f,%s,%d,%s,%.1f,%.1f\n", NX_TO_US(now - b->blog_t0) * 1e-6,
-            bt->prof->model, bt->size, parts, pred, NX_TO_US(exec_ns));
+    fprintf(b->blog, "%.6f,%s,%d,%s,%.1f,%.1f,%s\n", NX_TO_US(now - b->blog_t0) * 1e-6,
+            bt->prof->model, bt->size, parts, pred, NX_TO_US(exec_ns),
+            b->setup.cat.sess[bt->session].name);
 }
 
 static void exec_done(void *ctx, nx_batch *bt, nx_time exec_ns)
@@ -387,16 +392,18 @@ static void exec_done(void *ctx, nx_batch *bt, nx_time exec_ns)
 static void engine_gpu_run(void *ctx, nx_batch *bt)
 {
     be *b = ctx;
-    if (bt->size > b->xcap) {
-        b->xcap = bt->size;
-        b->xbuf = nx_realloc(b->xbuf, sizeof *b->xbuf * (size_t)b->xcap);
+    int s = bt->session;
+    NX_ASSERT(s >= 0 && s < b->setup.cat.nsess);
+    if (bt->size > b->xcap[s]) {
+        b->xcap[s] = bt->size;
+        b->xbuf[s] = nx_realloc(b->xbuf[s], sizeof **b->xbuf * (size_t)b->xcap[s]);
     }
     for (int i = 0; i < bt->size; i++) {
         breq *q = NX_CONTAINER_OF(bt->reqs[i], breq, r);
         q->start = bt->start;
-        b->xbuf[i] = &q->x;
+        b->xbuf[s][i] = &q->x;
     }
-    b->xops->run(b->xstate, bt, b->xbuf);
+    b->xops->run(b->xstate, bt, b->xbuf[s]);
 }
 
 /* ---- the scheduler link ------------------------------------------------------------------- */
@@ -433,11 +440,11 @@ static void start_engine(be *b)
     bc.keepalive_s = b->keepalive_s; /* the period the scheduler announced */
     bc.window_start = 0;             /* utilisation over the daemon's life */
     bc.window_end = NX_TIME_NEVER;
-    /* the simulator's models of the node's cores and of concurrent GPU sharing stay
-     * there: here an executor runs one batch at a time on a host's real cores */
+    /* the simulator's model of the node's cores stays there: here pre/post-processing run
+     * on a host's real cores. GPU sharing is the policy's (bc.concurrent): the executor
+     * then runs several sessions' batches at once */
     bc.cpu_cores = 0;
     bc.no_overlap = false;
-    bc.concurrent = false;
     nx_backend_init(&b->engine, &b->env.env, &bc);
     nx_backend_start(&b->engine); /* its keep-alive timer */
     b->engine_on = true;
@@ -611,8 +618,9 @@ static void usage(FILE *f)
             "  --seed N             emulated latency draws (default: the experiment's + slot)\n"
             "  --synthetic-input    cpu/cuda: accept any input, run the model on its own\n"
             "                       pseudo-random rows (the host-to-GPU copy still happens)\n"
-            "  --batch-log FILE     one CSV line per batch: t_s,model,size,parts,pred_us,exec_us\n"
-            "                       (pred_us: the profile's mean; exec_us: the executor's time)\n"
+            "  --batch-log FILE     one CSV line per batch: t_s,model,size,parts,pred_us,exec_us,\n"
+            "                       session (t_s: its end; pred_us: the profile's mean; exec_us:\n"
+            "                       the executor's time; session: its model server's)\n"
             "  --ready-fd FD        write 'ready DATA_ADDR' to FD once registered, then close it\n"
             NX_SERVE_USAGE
             "  --help               this text\n"
@@ -691,7 +699,7 @@ int main(int argc, char **argv)
             free(b);
             return 1;
         }
-        fprintf(b->blog, "t_s,model,size,parts,pred_us,exec_us\n");
+        fprintf(b->blog, "t_s,model,size,parts,pred_us,exec_us,session\n");
     }
     nx_errbuf eb;
     nx_err_clear(&eb);
@@ -709,6 +717,7 @@ int main(int argc, char **argv)
             .done = exec_done,
             .ctx = b,
             .synthetic = synthetic,
+            .concurrent = b->setup.cat.combo->gpu_sharing == NX_GPU_CONCURRENT,
         };
         rc = xops->init(&b->xstate, &xc, &eb);
     }
@@ -732,6 +741,8 @@ int main(int argc, char **argv)
     b->m_batches = nx_calloc(ns, sizeof *b->m_batches);
     b->m_queue_us = nx_calloc(ns, sizeof *b->m_queue_us);
     b->m_compute_us = nx_calloc(ns, sizeof *b->m_compute_us);
+    b->xbuf = nx_calloc(ns, sizeof *b->xbuf);
+    b->xcap = nx_calloc(ns, sizeof *b->xcap);
     b->pool = nx_calloc((size_t)b->max_queue, sizeof(breq));
     for (int i = b->max_queue - 1; i >= 0; i--) {
         b->pool[i].next_free = b->free_list;
@@ -755,9 +766,11 @@ int main(int argc, char **argv)
         nx_rpc_shutdown(b->rpc, rpc_down, b);
     } else {
         nx_addr_with_port(b->data_addr, sizeof b->data_addr, adv ? adv : listen, port);
-        nx_log(b->who, "serving data on %s (executor %s, at most %d requests held); "
+        nx_log(b->who, "serving data on %s (executor %s%s, at most %d requests held); "
                        "attaching to the scheduler at %s",
-               b->data_addr, xname, b->max_queue, sched);
+               b->data_addr, xname,
+               b->setup.cat.combo->gpu_sharing == NX_GPU_CONCURRENT ? ", sessions concurrent" : "",
+               b->max_queue, sched);
         nx_link_cfg lc = {
             .who = b->who,
             .kind = NEXUS__NODE_KIND__NODE_BACKEND,
@@ -805,7 +818,10 @@ int main(int argc, char **argv)
         }
     free(b->streams);
     free(b->pool);
+    for (size_t s = 0; s < ns && b->xbuf; s++)
+        free(b->xbuf[s]);
     free(b->xbuf);
+    free(b->xcap);
     free(b->m_ok);
     free(b->m_dropped);
     free(b->m_bad);

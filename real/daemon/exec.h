@@ -13,7 +13,13 @@
  * run() is called on the loop thread with a batch whose requests are x[0..
  * b->size); done() is called on the loop thread when the batch is over, with
  * each x[i]->out filled (malloc'd; the backend frees it) and the executor's
- * time. One batch at a time. */
+ * time. One batch at a time, unless cfg->concurrent (the policy's
+ * gpu_sharing: concurrent, TF Serving's and Clipper's model servers): then
+ * run() may be called again before an earlier batch is done, with at most one
+ * batch per model server (a session, or a prefix group) in flight; emulated
+ * shares its emulated GPU as the simulator does (the interference table), cpu
+ * and cuda give every server its own executor thread and model instances
+ * (cuda: its own stream and CUDA graphs), so the slowdown is the device's. */
 #ifndef NX_EXEC_H
 #define NX_EXEC_H
 
@@ -38,6 +44,7 @@ typedef struct nx_bexec_cfg {
     int device;             /* GPU index (cuda) */
     uint64_t seed;          /* emulated: the latency draws */
     bool synthetic;         /* cpu, cuda: ignore request inputs, run the model's own rows */
+    bool concurrent;        /* batches of different servers run at once (see above) */
     nx_exec_done_fn done;
     void *ctx;
 } nx_bexec_cfg;

@@ -23,6 +23,12 @@
  * profile's measured batch sizes (a batch is padded up to the next one, as
  * the simulator then charges it); otherwise at powers of two.
  *
+ * Concurrent GPU sharing (cfg->concurrent: TF Serving's and Clipper's model
+ * servers): every server (a session, or a prefix group) gets a lane of its
+ * own, an executor thread with its own model instances (CUDA: its own stream
+ * and CUDA graphs), so batches of several servers run on the GPU at once and
+ * slow each other down as the device does. Otherwise one lane serves all.
+ *
  * Prefix batching: a batch of a shared-prefix group (b->nparts > 0) runs the
  * prefix (the full model's ONNX cut by nx_graph_cut at its default tensor, as
  * nexus-profile --part measures it) on every request, then each member
@@ -56,9 +62,12 @@ typedef struct model {
     float *in, *out;                 /* rows x elems: the largest batch of the catalog */
 } model;
 
-typedef struct dnn {
-    nx_bexec_cfg cfg;
-    const nx_exec_ops *ops;
+typedef struct dnn dnn;
+
+/* One executor thread and the models it runs: every session's (exclusive) or one model
+ * server's (concurrent). */
+typedef struct lane {
+    dnn *d;
     model *models;
     int nmodels;
     pthread_t th;
@@ -72,11 +81,9 @@ typedef struct dnn {
     model *m;
     int n;                           /* requests with a good input */
     int *idx;                        /* their positions in the batch */
-    int rows;                        /* the largest batch of any session (buffer rows) */
     /* prefix batching: the parts of the running batch */
     int nparts;
     model *part_m[NX_BATCH_MAX_PARTS];
-    int part_cnt[NX_BATCH_MAX_PARTS];
     int *part_of;                    /* per good row: its part */
     float *fout;                     /* per good row: the suffix's output (max_batch x max out) */
     size_t fout_elems;               /* per row */
@@ -85,7 +92,16 @@ typedef struct dnn {
     char err[256];
     nx_time exec_ns;
     nx_post done;
-} dnn;
+} lane;
+
+struct dnn {
+    nx_bexec_cfg cfg;
+    const nx_exec_ops *ops;
+    int rows;                        /* the largest batch of any session (buffer rows) */
+    lane *lanes;
+    int nlanes;
+    int *lane_of;                    /* per session: its lane */
+};
 
 static nx_time mono(void)
 {
@@ -105,7 +121,7 @@ static int run_size(const model *m, int k)
 
 /* Run n rows of `in` through m into `out` (chunks of max_batch, each padded up to a run size;
  * the buffers hold d->rows rows, and a chunk's padding rows stay inside them). */
-static int run_rows(dnn *d, model *m, const float *in0, float *out0, int n, nx_errbuf *eb)
+static int run_rows(const dnn *d, model *m, const float *in0, float *out0, int n, nx_errbuf *eb)
 {
     int rc = 0;
     for (int off = 0; off < n && rc == 0; off += m->max_batch) {
@@ -120,92 +136,96 @@ static int run_rows(dnn *d, model *m, const float *in0, float *out0, int n, nx_e
 /* Executor thread: run what the loop handed over, post the completion. */
 static void *worker(void *arg)
 {
-    dnn *d = arg;
-    pthread_mutex_lock(&d->mu);
+    lane *L = arg;
+    dnn *d = L->d;
+    pthread_mutex_lock(&L->mu);
     for (;;) {
-        while (!d->job && !d->quit)
-            pthread_cond_wait(&d->cv, &d->mu);
-        if (d->quit)
+        while (!L->job && !L->quit)
+            pthread_cond_wait(&L->cv, &L->mu);
+        if (L->quit)
             break;
-        d->job = false;
-        pthread_mutex_unlock(&d->mu);
-        model *m = d->m;
+        L->job = false;
+        pthread_mutex_unlock(&L->mu);
+        model *m = L->m;
         nx_time t0 = mono();
         nx_errbuf eb;
         nx_err_clear(&eb);
-        int rc = run_rows(d, m, m->in, m->out, d->n, &eb);
-        for (int k = 0; k < d->nparts && rc == 0; k++) { /* each member's suffix on its rows */
-            model *sm = d->part_m[k];
+        int rc = run_rows(d, m, m->in, m->out, L->n, &eb);
+        for (int k = 0; k < L->nparts && rc == 0; k++) { /* each member's suffix on its rows */
+            model *sm = L->part_m[k];
             int r = 0;
-            for (int j = 0; j < d->n; j++)
-                if (d->part_of[j] == k)
+            for (int j = 0; j < L->n; j++)
+                if (L->part_of[j] == k)
                     memcpy(sm->in + (size_t)r++ * sm->in_elems, m->out + (size_t)j * m->out_elems,
                            sm->in_elems * sizeof(float));
             rc = run_rows(d, sm, sm->in, sm->out, r, &eb);
             r = 0;
-            for (int j = 0; j < d->n && rc == 0; j++)
-                if (d->part_of[j] == k)
-                    memcpy(d->fout + (size_t)j * d->fout_elems, sm->out + (size_t)r++ * sm->out_elems,
+            for (int j = 0; j < L->n && rc == 0; j++)
+                if (L->part_of[j] == k)
+                    memcpy(L->fout + (size_t)j * L->fout_elems, sm->out + (size_t)r++ * sm->out_elems,
                            sm->out_elems * sizeof(float));
         }
-        d->exec_ns = mono() - t0;
-        d->rc = rc;
+        L->exec_ns = mono() - t0;
+        L->rc = rc;
         if (rc < 0)
-            snprintf(d->err, sizeof d->err, "%s", eb.msg);
-        nx_loop_post(d->cfg.loop, &d->done);
-        pthread_mutex_lock(&d->mu);
+            snprintf(L->err, sizeof L->err, "%s", eb.msg);
+        nx_loop_post(d->cfg.loop, &L->done);
+        pthread_mutex_lock(&L->mu);
     }
-    pthread_mutex_unlock(&d->mu);
+    pthread_mutex_unlock(&L->mu);
     return NULL;
 }
 
 /* Loop thread: the batch is back; scatter the outputs. */
 static void batch_back(nx_post *p)
 {
-    dnn *d = p->ctx;
-    nx_batch *b = d->b;
-    model *m = d->m;
-    if (d->rc < 0)
-        fprintf(stderr, "nexus-backend: executor: %s\n", d->err);
-    for (int j = 0; j < d->n; j++) {
-        nx_xreq *x = d->x[d->idx[j]];
-        if (d->rc < 0) {
+    lane *L = p->ctx;
+    dnn *d = L->d;
+    nx_batch *b = L->b;
+    model *m = L->m;
+    if (L->rc < 0)
+        fprintf(stderr, "nexus-backend: executor: %s\n", L->err);
+    for (int j = 0; j < L->n; j++) {
+        nx_xreq *x = L->x[L->idx[j]];
+        if (L->rc < 0) {
             x->bad = 1;
             continue;
         }
-        const float *src = d->nparts ? d->fout + (size_t)j * d->fout_elems
+        const float *src = L->nparts ? L->fout + (size_t)j * L->fout_elems
                                      : m->out + (size_t)j * m->out_elems;
-        size_t elems = d->nparts ? d->part_m[d->part_of[j]]->out_elems : m->out_elems;
+        size_t elems = L->nparts ? L->part_m[L->part_of[j]]->out_elems : m->out_elems;
         x->nout = elems * sizeof(float);
         x->out = nx_malloc(x->nout);
         memcpy(x->out, src, x->nout);
     }
-    d->b = NULL;
-    d->cfg.done(d->cfg.ctx, b, d->exec_ns);
+    L->b = NULL;
+    d->cfg.done(d->cfg.ctx, b, L->exec_ns);
 }
 
-static model *find_model(dnn *d, const nx_profile *p)
+static model *find_model(lane *L, const nx_profile *p)
 {
-    for (int i = 0; i < d->nmodels; i++)
-        if (d->models[i].prof == p)
-            return &d->models[i];
+    for (int i = 0; i < L->nmodels; i++)
+        if (L->models[i].prof == p)
+            return &L->models[i];
     return NULL;
 }
 
 static void dnn_run(void *state, nx_batch *b, nx_xreq *const *x)
 {
     dnn *d = state;
-    NX_ASSERT(!d->b);
-    model *m = find_model(d, b->prof);
+    NX_ASSERT(b->session >= 0 && b->session < d->cfg.cat->nsess);
+    lane *L = &d->lanes[d->lane_of[b->session]];
+    NX_ASSERT(!L->b);
+    model *m = find_model(L, b->prof);
     NX_ASSERT(m);
-    d->b = b;
-    d->x = x;
-    d->m = m;
-    d->n = 0;
-    d->nparts = b->nparts;
+    L->b = b;
+    L->x = x;
+    L->m = m;
+    L->n = 0;
+    L->nparts = b->nparts;
     for (int k = 0; k < b->nparts; k++) {
-        d->part_m[k] = find_model(d, b->part_prof[k]);
-        NX_ASSERT(d->part_m[k]);
+        L->part_m[k] = find_model(L, b->part_prof[k]);
+        NX_ASSERT(L->part_m[k]);
     }
     size_t want = m->in_elems * sizeof(float);
     for (int i = 0; i < b->size; i++) { /* gather the inputs */
@@ -214,26 +234,51 @@ static void dnn_run(void *state, nx_batch *b, nx_xreq *const *x)
             continue;
         }
         if (!d->cfg.synthetic)
-            memcpy(m->in + (size_t)d->n * m->in_elems, x[i]->in, want);
+            memcpy(m->in + (size_t)L->n * m->in_elems, x[i]->in, want);
         if (b->nparts) {
             int k = 0;
             while (k < b->nparts && b->part_session[k] != b->reqs[i]->session)
                 k++;
             NX_ASSERT(k < b->nparts);
-            d->part_of[d->n] = k;
+            L->part_of[L->n] = k;
         }
-        d->idx[d->n++] = i;
+        L->idx[L->n++] = i;
     }
-    if (d->n == 0) { /* nothing to run: answer at once, through the loop */
-        d->exec_ns = 0;
-        d->rc = 0;
-        nx_loop_post(d->cfg.loop, &d->done);
+    if (L->n == 0) { /* nothing to run: answer at once, through the loop */
+        L->exec_ns = 0;
+        L->rc = 0;
+        nx_loop_post(d->cfg.loop, &L->done);
         return;
     }
-    pthread_mutex_lock(&d->mu);
-    d->job = true;
-    pthread_cond_signal(&d->cv);
-    pthread_mutex_unlock(&d->mu);
+    pthread_mutex_lock(&L->mu);
+    L->job = true;
+    pthread_cond_signal(&L->cv);
+    pthread_mutex_unlock(&L->mu);
+}
+
+static void lane_free(dnn *d, lane *L)
+{
+    if (L->th_on) {
+        pthread_mutex_lock(&L->mu);
+        L->quit = true;
+        pthread_cond_signal(&L->cv);
+        pthread_mutex_unlock(&L->mu);
+        pthread_join(L->th, NULL);
+    }
+    for (int i = 0; i < L->nmodels; i++) {
+        model *m = &L->models[i];
+        if (m->e)
+            d->ops->free(m->e);
+        nx_graph_free(&m->g);
+        free(m->in);
+        free(m->out);
+    }
+    free(L->models);
+    free(L->idx);
+    free(L->part_of);
+    free(L->fout);
+    pthread_mutex_destroy(&L->mu);
+    pthread_cond_destroy(&L->cv);
 }
 
 static void dnn_free(void *state)
@@ -241,27 +286,10 @@ static void dnn_free(void *state)
     dnn *d = state;
     if (!d)
         return;
-    if (d->th_on) {
-        pthread_mutex_lock(&d->mu);
-        d->quit = true;
-        pthread_cond_signal(&d->cv);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->th, NULL);
-    }
-    for (int i = 0; i < d->nmodels; i++) {
-        model *m = &d->models[i];
-        if (m->e)
-            d->ops->free(m->e);
-        nx_graph_free(&m->g);
-        free(m->in);
-        free(m->out);
-    }
-    free(d->models);
-    free(d->idx);
-    free(d->part_of);
-    free(d->fout);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
+    for (int i = 0; i < d->nlanes; i++)
+        lane_free(d, &d->lanes[i]);
+    free(d->lanes);
+    free(d->lane_of);
     free(d);
 }
 
@@ -325,13 +353,48 @@ static int load_model(dnn *d, model *m, const nx_profile *p, const char *onnx, i
     return rc;
 }
 
-/* The model of profile p (loaded once per profile). */
-static int need_model(dnn *d, const nx_profile *p, const char *onnx, int part, bool cpu,
+/* The model of profile p in lane L (loaded once per profile and lane). */
+static int need_model(dnn *d, lane *L, const nx_profile *p, const char *onnx, int part, bool cpu,
                       nx_errbuf *eb)
 {
-    if (!p || find_model(d, p))
+    if (!p || find_model(L, p))
         return 0;
-    return load_model(d, &d->models[d->nmodels++], p, onnx, part, cpu, eb);
+    return load_model(d, &L->models[L->nmodels++], p, onnx, part, cpu, eb);
+}
+
+/* Lane li: the models of the sessions whose lane it is, its buffers and its thread. */
+static int lane_init(dnn *d, lane *L, int li, nx_errbuf *eb)
+{
+    const nx_catalog *cat = d->cfg.cat;
+    bool cpu = d->ops == &nx_exec_cpu_ops;
+    L->models = nx_calloc((size_t)cat->nsess * 3, sizeof(model)); /* full, prefix, suffix */
+    int rc = 0;
+    for (int s = 0; s < cat->nsess && rc == 0; s++) {
+        if (d->lane_of[s] != li)
+            continue;
+        const nx_session *ss = &cat->sess[s];
+        const nx_profile *p = ss->prof;
+        rc = need_model(d, L, p, p->model, 0, cpu, eb);
+        if (ss->group >= 0 && rc == 0) { /* prefix batching: the trunk and this member's head */
+            rc = need_model(d, L, ss->prefix, p->model, 1, cpu, eb);
+            if (rc == 0)
+                rc = need_model(d, L, ss->suffix, p->model, 2, cpu, eb);
+        }
+    }
+    size_t fo = 1;
+    for (int i = 0; i < L->nmodels; i++)
+        if (L->models[i].out_elems > fo)
+            fo = L->models[i].out_elems;
+    L->fout_elems = fo;
+    L->idx = nx_malloc(sizeof(int) * (size_t)d->rows);
+    L->part_of = nx_malloc(sizeof(int) * (size_t)d->rows);
+    L->fout = nx_malloc(sizeof(float) * (size_t)d->rows * fo);
+    if (rc == 0 && pthread_create(&L->th, NULL, worker, L) != 0) {
+        nx_err_set(eb, NX_ERR_IO, "executor: cannot start its thread");
+        rc = NX_ERR_IO;
+    }
+    L->th_on = rc == 0;
+    return rc;
 }
 
 static int dnn_init_with(void **state, const nx_bexec_cfg *cfg, const nx_exec_ops *ops,
@@ -341,14 +404,8 @@ static int dnn_init_with(void **state, const nx_bexec_cfg *cfg, const nx_exec_op
     dnn *d = nx_calloc(1, sizeof *d);
     d->cfg = *cfg;
     d->ops = ops;
-    pthread_mutex_init(&d->mu, NULL);
-    pthread_cond_init(&d->cv, NULL);
-    d->done.fn = batch_back;
-    d->done.ctx = d;
     const nx_catalog *cat = cfg->cat;
-    d->models = nx_calloc((size_t)cat->nsess * 3, sizeof(model)); /* full, prefix, suffix */
-    int rc = 0, maxb = 1;
-    bool cpu = ops == &nx_exec_cpu_ops;
+    int maxb = 1;
     for (int s = 0; s < cat->nsess; s++) {
         const nx_session *ss = &cat->sess[s];
         if (ss->prof->max_batch > maxb)
@@ -357,29 +414,28 @@ static int dnn_init_with(void **state, const nx_bexec_cfg *cfg, const nx_exec_op
             maxb = ss->prefix->max_batch;
     }
     d->rows = maxb;
-    for (int s = 0; s < cat->nsess && rc == 0; s++) {
-        const nx_session *ss = &cat->sess[s];
-        const nx_profile *p = ss->prof;
-        rc = need_model(d, p, p->model, 0, cpu, eb);
-        if (ss->group >= 0 && rc == 0) { /* prefix batching: the trunk and this member's head */
-            rc = need_model(d, ss->prefix, p->model, 1, cpu, eb);
-            if (rc == 0)
-                rc = need_model(d, ss->suffix, p->model, 2, cpu, eb);
-        }
+    /* lanes: one for all, or (concurrent) one per model server: a session, or a prefix group
+     * (whose batches may be any member's) */
+    d->lane_of = nx_calloc((size_t)cat->nsess + 1, sizeof *d->lane_of);
+    d->nlanes = 1;
+    for (int s = 0; cfg->concurrent && s < cat->nsess; s++) {
+        int g = cat->sess[s].group, t = 0;
+        while (t < s && !(g >= 0 && cat->sess[t].group == g))
+            t++;
+        d->lane_of[s] = t < s ? d->lane_of[t] : (s == 0 ? 0 : d->nlanes++);
     }
-    size_t fo = 1;
-    for (int i = 0; i < d->nmodels; i++)
-        if (d->models[i].out_elems > fo)
-            fo = d->models[i].out_elems;
-    d->fout_elems = fo;
-    d->idx = nx_malloc(sizeof(int) * (size_t)maxb);
-    d->part_of = nx_malloc(sizeof(int) * (size_t)maxb);
-    d->fout = nx_malloc(sizeof(float) * (size_t)maxb * fo);
-    if (rc == 0 && pthread_create(&d->th, NULL, worker, d) != 0) {
-        nx_err_set(eb, NX_ERR_IO, "executor: cannot start its thread");
-        rc = NX_ERR_IO;
+    d->lanes = nx_calloc((size_t)d->nlanes, sizeof *d->lanes);
+    for (int i = 0; i < d->nlanes; i++) { /* (all set up first: dnn_free frees every lane) */
+        lane *L = &d->lanes[i];
+        L->d = d;
+        pthread_mutex_init(&L->mu, NULL);
+        pthread_cond_init(&L->cv, NULL);
+        L->done.fn = batch_back;
+        L->done.ctx = L;
     }
-    d->th_on = rc == 0;
+    int rc = 0;
+    for (int i = 0; i < d->nlanes && rc == 0; i++)
+        rc = lane_init(d, &d->lanes[i], i, eb);
     if (rc < 0) {
         dnn_free(d);
         return rc;
