@@ -3,8 +3,10 @@
  * interpolation between order statistics). */
 #include "stats.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_sort_double.h>
 #include <gsl/gsl_statistics_double.h>
 
 /* Sort non-negative doubles: their IEEE bit patterns order like unsigned
@@ -140,4 +142,28 @@ double nx_stats_step_mean(const double *t_s, const double *v, int n, double ws, 
             acc += (b - a) * v[k];
     }
     return acc / (we - ws);
+}
+
+int nx_stats_robust(double *x, int n, double k, double *mean, double *sd)
+{
+    NX_ASSERT(n >= 1);
+    gsl_sort(x, 1, (size_t)n);
+    int kept = n;
+    if (k > 0 && n >= 3) {
+        double med = gsl_stats_median_from_sorted_data(x, 1, (size_t)n);
+        double *dev = nx_malloc(sizeof *dev * (size_t)n);
+        for (int i = 0; i < n; i++)
+            dev[i] = fabs(x[i] - med);
+        gsl_sort(dev, 1, (size_t)n);
+        double mad = 1.4826 * gsl_stats_median_from_sorted_data(dev, 1, (size_t)n);
+        free(dev);
+        if (mad < 0.01 * med)
+            mad = 0.01 * med;
+        double cut = med + k * mad;
+        while (kept > 1 && x[kept - 1] > cut)
+            kept--;
+    }
+    *mean = gsl_stats_mean(x, 1, (size_t)kept);
+    *sd = kept > 1 ? gsl_stats_sd_m(x, 1, (size_t)kept, *mean) : 0;
+    return kept;
 }

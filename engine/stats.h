@@ -42,4 +42,12 @@ void nx_stats_finish(nx_stats *st, nx_metrics *m);
  * [ws, we] seconds: each value holds until the next point. */
 double nx_stats_step_mean(const double *t_s, const double *v, int n, double ws, double we);
 
+/* Mean and sample standard deviation of timing samples x[0..n) (n >= 1), with
+ * stalls set aside when k > 0: a sample above median + k * 1.4826 * MAD (the
+ * median absolute deviation, scaled to a normal's sigma; at least 1 % of the
+ * median) is a host stall, not the model, and is dropped (one-sided: nothing
+ * runs faster than the model). k <= 0: every sample. Sorts x. Returns the
+ * samples kept. Profiles: nexus-profile --stats robust (k = 5). */
+int nx_stats_robust(double *x, int n, double k, double *mean, double *sd);
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <gsl/gsl_randist.h>
 #include <gsl/gsl_statistics_double.h>
 
 #include "load.h"
@@ -19,6 +20,7 @@
 #include "catalog.h"
 #include "policies.h"
 #include "workload.h"
+#include "stats.h"
 #include "testutil.h"
 
 /* ---- event ordering --------------------------------------------------------- */
@@ -193,6 +195,41 @@ static void test_accounting(void)
  * constant 21 ms batch of one, uniform arrivals 10 per second (never two in a
  * batch, never waiting): each latency is 21 ms + two network hops, plus 2 ms
  * with the overhead. */
+
+/* nx_stats_robust: stalls (a run of samples 2-4x the model's time) are dropped, the model's own
+ * spread is kept; with k = 0 every sample counts. */
+static void test_robust_stats(void)
+{
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, 7);
+    double x[40], y[40];
+    for (int i = 0; i < 40; i++) /* the model: 1000 us +- 20; samples 10-17 hit a stall */
+        x[i] = 1000 + gsl_ran_gaussian(g, 20) + (i >= 10 && i < 18 ? 1000 + 100 * (i - 10) : 0);
+    memcpy(y, x, sizeof x);
+    double m, sd, m0, sd0;
+    int kept = nx_stats_robust(x, 40, 5, &m, &sd);
+    CU_ASSERT_EQUAL(kept, 32);
+    CU_ASSERT(fabs(m - 1000) < 15 && sd > 10 && sd < 30);
+    CU_ASSERT(x[0] <= x[39]); /* sorted */
+    CU_ASSERT_EQUAL(nx_stats_robust(y, 40, 0, &m0, &sd0), 40);
+    CU_ASSERT(m0 > 1200 && sd0 > 400); /* what the stall did to the plain mean (+27 %) and std */
+    /* no stall: nothing dropped (a normal sample's largest is < 5 sigma above its median) */
+    for (int i = 0; i < 40; i++)
+        x[i] = 500 + gsl_ran_gaussian(g, 10);
+    CU_ASSERT_EQUAL(nx_stats_robust(x, 40, 5, &m, &sd), 40);
+    CU_ASSERT_DOUBLE_EQUAL(m, gsl_stats_mean(x, 1, 40), 1e-9);
+    /* identical samples: MAD 0, floored at 1 % of the median; a 2 % one is dropped */
+    double c[5] = {100, 100, 100, 100, 102};
+    CU_ASSERT_EQUAL(nx_stats_robust(c, 5, 1, &m, &sd), 4);
+    CU_ASSERT_DOUBLE_EQUAL(m, 100, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(sd, 0, 1e-12);
+    double one = 7;
+    CU_ASSERT_EQUAL(nx_stats_robust(&one, 1, 5, &m, &sd), 1);
+    CU_ASSERT_DOUBLE_EQUAL(m, 7, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sd, 0, 0);
+    gsl_rng_free(g);
+}
+
 static void test_batch_overhead(void)
 {
     char pdir[512];
@@ -976,6 +1013,7 @@ int main(void)
     CU_add_test(s, "GPU latency: Gamma with the profile's mean and std", test_latency_distribution);
     CU_add_test(s, "every request accounted for", test_accounting);
     CU_add_test(s, "cluster.batch_overhead_us adds to every batch", test_batch_overhead);
+    CU_add_test(s, "robust profile statistics drop stalls", test_robust_stats);
     CU_add_test(s, "rate steps to and from 0", test_zero_rate_steps);
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
     CU_add_test(s, "squishy beats batch-oblivious: 16 Zipf sessions, 8 GPUs", test_squishy_vs_oblivious);

@@ -7,7 +7,11 @@
  * (if loading fails for lack of memory, the largest batch that loads is searched for among
  * the requested ones and the rest are skipped); each batch size then gets warm-up passes and
  * timed passes (the executor's device-side `bench` where it has one, else wall-clock `run`
- * calls on host buffers), and its mean and standard deviation. Memory is the executor's
+ * calls on host buffers), and its mean and standard deviation, by default with host stalls
+ * set aside (--stats robust: engine/stats.h's nx_stats_robust; --rounds R interleaves the
+ * batch sizes' timed passes so that one stall cannot take all of one size's). With
+ * --from-logs the profile comes from a backend's own batch logs instead (the serving path's
+ * measured executor time per batch size). Memory is the executor's
  * reserved memory, measured loaded for batch 1 and for the largest batch, linear between.
  * The CPU cost of a request around the model is measured too: pre-processing decodes a
  * synthetic 640x480 JPEG and resizes and normalises it into the model's input; post-
@@ -26,6 +30,9 @@
 
 #include "dnn_int.h"
 #include "prepost.h"
+#include "experiment.h"
+#include "profile.h"
+#include "stats.h"
 
 #define MAX_BATCH 4096
 
@@ -46,6 +53,9 @@ typedef struct opts {
     int progress;       /* -1 auto (tty), 0 off, 1 on */
     bool host_io;       /* time run() from host buffers even where the executor has bench */
     bool padded;        /* write `padded: true`: the server pads to the measured sizes */
+    double stall_k;     /* --stats robust: stall cut in MADs above the median (0: --stats mean) */
+    int rounds;         /* --rounds: the timed passes in this many interleaved rounds */
+    const char *from_logs; /* --from-logs BASE.yml: a profile from batch logs (the positionals) */
 } opts;
 
 static double now_s(void)
@@ -77,7 +87,19 @@ static void usage(FILE *f)
             "                   backend runs a batch) instead of the executor's device-side bench\n"
             "  --padded         write `padded: true`: a batch costs the next measured batch (the\n"
             "                   CUDA backend pads to the sizes it captured)\n"
+            "  --stats S        robust (default): per batch size, timed passes above the median +\n"
+            "                   5 x 1.4826 MAD are host stalls and dropped before the mean and std;\n"
+            "                   mean: every pass counts\n"
+            "  --rounds R       time the batch sizes in R interleaved rounds of reps/R passes\n"
+            "                   each (default 1), so a stall of tens of ms hits many sizes a little\n"
             "  --progress / --quiet   force the progress bar on / everything on stderr off\n"
+            "\n"
+            "       nexus-profile --from-logs BASE.yml --out FILE [--stats S] BATCHES.csv...\n"
+            "  a profile from backends' --batch-log files (the serving path's executor time): for\n"
+            "  each batch size of BASE's model run alone (no prefix parts), the executor times\n"
+            "  logged (a padded BASE: counted at the measured size they ran at), reduced as --stats\n"
+            "  says; sizes with fewer than 5 logged batches keep BASE's numbers. Use logs of\n"
+            "  exclusive GPUs (concurrent batches are slowed by each other)\n"
             "\n"
             "       nexus-profile --prepost-only --out FILE [--host TEXT] MODEL.onnx...\n"
             "  measure only the CPU's pre/post-processing per request of each model on this\n"
@@ -129,7 +151,8 @@ static int parse_batches(const char *spec, opts *o)
 
 static int parse_args(int argc, char **argv, opts *o)
 {
-    *o = (opts){.prec = NX_PREC_FP32, .warmup = 3, .reps = 20, .budget_s = 30, .progress = -1};
+    *o = (opts){.prec = NX_PREC_FP32, .warmup = 3, .reps = 20, .budget_s = 30, .progress = -1,
+                .stall_k = 5, .rounds = 1};
     const char *batches = "1-16";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -211,6 +234,23 @@ static int parse_args(int argc, char **argv, opts *o)
             o->host_io = true;
         } else if (!strcmp(a, "--padded")) {
             o->padded = true;
+        } else if (!strcmp(a, "--stats")) {
+            NEED_ARG;
+            if (strcmp(v, "robust") && strcmp(v, "mean")) {
+                fprintf(stderr, "nexus-profile: --stats must be robust or mean, not '%s'\n", v);
+                return -1;
+            }
+            o->stall_k = strcmp(v, "robust") ? 0 : 5;
+        } else if (!strcmp(a, "--rounds")) {
+            NEED_ARG;
+            if (parse_int(v, 1, 1000, &x)) {
+                fprintf(stderr, "nexus-profile: --rounds: '%s' is not a count (1..1000)\n", v);
+                return -1;
+            }
+            o->rounds = (int)x;
+        } else if (!strcmp(a, "--from-logs")) {
+            NEED_ARG;
+            o->from_logs = v;
         } else if (!strcmp(a, "--progress")) {
             o->progress = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -229,13 +269,14 @@ static int parse_args(int argc, char **argv, opts *o)
         }
 #undef NEED_ARG
     }
-    if (o->nmodels > 1 && !o->prepost_only) {
+    if (o->nmodels > 1 && !o->prepost_only && !o->from_logs) {
         fprintf(stderr, "nexus-profile: more than one model given ('%s', '%s'); only "
                 "--prepost-only takes several\n", o->models[0], o->models[1]);
         return -1;
     }
     if (!o->model || !o->out) {
-        fprintf(stderr, "nexus-profile: %s is required\n", !o->model ? "MODEL.onnx" : "--out FILE");
+        fprintf(stderr, "nexus-profile: %s is required\n",
+                o->out ? (o->from_logs ? "a batch log" : "MODEL.onnx") : "--out FILE");
         usage(stderr);
         return -1;
     }
@@ -462,24 +503,35 @@ static int session_open(session *s, int b, nx_errbuf *eb)
     return 0;
 }
 
-/* Timed passes at batch b into us[] (at most o->reps); returns the count or an error. */
-static int time_batch(session *s, int b, double *us, nx_errbuf *eb)
+/* n timed passes at batch b into us[] (fewer if a round's share of --budget runs out); returns
+ * the count or an error. */
+static int time_batch(session *s, int b, int n, double *us, nx_errbuf *eb)
 {
     const opts *o = s->o;
     if (s->ops->bench && !o->host_io)
-        return s->ops->bench(s->e, b, o->warmup, o->reps, us, eb) ? eb->rc : o->reps;
+        return s->ops->bench(s->e, b, o->warmup, n, us, eb) ? eb->rc : n;
     for (int i = 0; i < o->warmup; i++)
         if (s->ops->run(s->e, b, (const float *const *)s->in, s->out, eb))
             return eb->rc;
     double start = now_s();
-    int n = 0;
-    while (n < o->reps && (n < 3 || now_s() - start < o->budget_s)) {
+    int k = 0;
+    while (k < n && (k < 3 || now_s() - start < o->budget_s / o->rounds)) {
         double t0 = now_s();
         if (s->ops->run(s->e, b, (const float *const *)s->in, s->out, eb))
             return eb->rc;
-        us[n++] = (now_s() - t0) * 1e6;
+        us[k++] = (now_s() - t0) * 1e6;
     }
-    return n;
+    return k;
+}
+
+/* The provenance's words for the statistic. */
+static void stats_what(char *buf, size_t n, double k, int dropped, int total)
+{
+    if (k > 0)
+        snprintf(buf, n, "robust mean and sample std: passes above the median + %g x 1.4826 MAD "
+                         "dropped as host stalls (%d of %d)", k, dropped, total);
+    else
+        snprintf(buf, n, "mean and sample std of every pass");
 }
 
 static void short_gpu_name(const char *dev, char *out, size_t n)
@@ -572,14 +624,253 @@ static int prepost_only(const opts *o)
     return ok ? 0 : 1;
 }
 
+/* Write a profile to FILE.tmp, then rename it to FILE: a failed run never leaves half of one. */
+static int write_profile(const opts *o, const char *out, const char *head, const char *name,
+                         const char *gpu, const char *prec, const int *shape, int nshape,
+                         double pre_us, double post_us, bool padded, const char *prov,
+                         const point *pts, int npts)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    fprintf(f, "# %s; do not edit by hand.\n", head);
+    fprintf(f, "model: %s\ngpu: %s\nprecision: %s\ninput_shape: [", name, gpu, prec);
+    for (int i = 0; i < nshape; i++)
+        fprintf(f, "%s%d", i ? ", " : "", shape[i]);
+    fprintf(f, "]\npreprocess_us: %.1f\npostprocess_us: %.1f\n", pre_us, post_us);
+    if (padded)
+        fprintf(f, "padded: true\n");
+    fprintf(f, "provenance: ");
+    yaml_escape(f, prov);
+    fprintf(f, "\nbatches:\n");
+    for (int i = 0; i < npts; i++)
+        fprintf(f, "  - {batch: %d, mean_us: %.1f, std_us: %.1f, mem_mb: %.1f}\n", pts[i].batch,
+                pts[i].mean_us, pts[i].std_us, pts[i].mem_mb);
+    bool ok = fclose(f) == 0 && rename(tmp, out) == 0;
+    if (!ok) {
+        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", out, strerror(errno));
+        remove(tmp);
+    } else if (o->progress) {
+        fprintf(stderr, "nexus-profile: wrote %s (%d batch sizes, largest %d)\n", out, npts,
+                pts[npts - 1].batch);
+    }
+    return ok ? 0 : 1;
+}
+
+/* ---- --from-logs: a profile from backends' batch logs ------------------------------------ */
+
+#define LOG_MIN_SAMPLES 5
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t cap = 0;
+    *len = 0;
+    for (;;) {
+        if (*len + 65536 + 1 > cap) {
+            cap = cap ? 2 * cap : 131072;
+            buf = nx_realloc(buf, cap);
+        }
+        size_t r = fread(buf + *len, 1, cap - *len - 1, f);
+        *len += r;
+        if (r == 0)
+            break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[*len] = 0;
+    return buf;
+}
+
+/* Split a CSV line (no quoting: the batch log has none) in place; returns the field count. */
+static int csv_split(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *p = line; n < max;) {
+        f[n++] = p;
+        p = strchr(p, ',');
+        if (!p)
+            break;
+        *p++ = 0;
+    }
+    return n;
+}
+
+typedef struct samples {
+    double *x;
+    int n, cap;
+} samples;
+
+/* Read one batch log's lines of model `model` run alone into per-size samples (the size as
+ * run: a padded base's next measured size). */
+static int read_log(const char *path, const nx_profile *base, samples *by, int *rows)
+{
+    size_t len;
+    char *text = slurp(path, &len);
+    if (!text) {
+        fprintf(stderr, "nexus-profile: --from-logs: cannot read %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    int col[4] = {-1, -1, -1, -1}, line = 0, rc = 0;
+    static const char *const want[4] = {"model", "size", "parts", "exec_us"};
+    for (char *p = text, *nl; p && *p && !rc; p = nl) {
+        nl = strchr(p, '\n');
+        if (nl)
+            *nl++ = 0;
+        line++;
+        char *f[16];
+        int nf = csv_split(p, f, 16);
+        if (line == 1) {
+            for (int i = 0; i < nf; i++)
+                for (int k = 0; k < 4; k++)
+                    if (!strcmp(f[i], want[k]))
+                        col[k] = i;
+            for (int k = 0; k < 4 && !rc; k++)
+                if (col[k] < 0) {
+                    fprintf(stderr, "nexus-profile: %s:1: not a batch log: no column '%s'\n", path,
+                            want[k]);
+                    rc = 1;
+                }
+            continue;
+        }
+        if (nf == 1 && !f[0][0])
+            continue; /* a blank line */
+        int need = col[0] > col[1] ? col[0] : col[1];
+        need = need > col[2] ? need : col[2];
+        need = need > col[3] ? need : col[3];
+        char *end1, *end2;
+        long size = nf > need ? strtol(f[col[1]], &end1, 10) : 0;
+        double us = nf > need ? strtod(f[col[3]], &end2) : 0;
+        if (nf <= need || *end1 || *end2 || size < 1 || !(us >= 0)) {
+            fprintf(stderr, "nexus-profile: %s:%d: bad batch log line (%d fields; size and "
+                            "exec_us must be numbers)\n", path, line, nf);
+            rc = 1;
+            break;
+        }
+        if (strcmp(f[col[0]], base->model) || f[col[2]][0] || size > base->max_batch)
+            continue; /* another model's, a prefix group's (suffixes inside), or out of range */
+        int b = (int)size;
+        if (base->padded) {
+            int k = 0;
+            while (k < base->npoints && base->points[k].batch < b)
+                k++;
+            if (k == base->npoints)
+                continue;
+            b = base->points[k].batch;
+        }
+        samples *sm = &by[b];
+        if (sm->n == sm->cap) {
+            sm->cap = sm->cap ? 2 * sm->cap : 64;
+            sm->x = nx_realloc(sm->x, sizeof *sm->x * (size_t)sm->cap);
+        }
+        sm->x[sm->n++] = us;
+        (*rows)++;
+    }
+    free(text);
+    return rc;
+}
+
+static int from_logs(const opts *o)
+{
+    size_t len;
+    char *text = slurp(o->from_logs, &len);
+    if (!text) {
+        fprintf(stderr, "nexus-profile: --from-logs: cannot read %s: %s\n", o->from_logs,
+                strerror(errno));
+        return 1;
+    }
+    nx_profile base;
+    nx_errbuf eb = {0};
+    int rc = nx_profile_parse(&base, text, len, o->from_logs, &eb);
+    free(text);
+    if (rc) {
+        fprintf(stderr, "nexus-profile: %s\n", eb.msg);
+        return 1;
+    }
+    samples *by = nx_calloc((size_t)base.max_batch + 1, sizeof *by);
+    int rows = 0;
+    rc = 0;
+    for (int i = 0; i < o->nmodels && !rc; i++)
+        rc = read_log(o->models[i], &base, by, &rows);
+    point *pts = nx_calloc((size_t)base.max_batch + 1, sizeof *pts);
+    int npts = 0, nlog = 0, kept_all = 0, n_all = 0;
+    char sizes[600] = "";
+    size_t sl = 0;
+    for (int b = 1; b <= base.max_batch && !rc; b++) {
+        bool measured = false;
+        for (int k = 0; k < base.npoints; k++)
+            measured |= base.points[k].batch == b;
+        if (!measured && by[b].n < LOG_MIN_SAMPLES)
+            continue;
+        point *p = &pts[npts++];
+        p->batch = b;
+        p->mem_mb = nx_profile_mem(&base, b);
+        if (by[b].n >= LOG_MIN_SAMPLES) {
+            kept_all += nx_stats_robust(by[b].x, by[b].n, o->stall_k, &p->mean_us, &p->std_us);
+            n_all += by[b].n;
+            nlog++;
+            if (sl < sizeof sizes)
+                sl += (size_t)snprintf(sizes + sl, sizeof sizes - sl, "%s%d (%d)", nlog > 1 ? ", " : "",
+                                       b, by[b].n);
+        } else {
+            p->mean_us = nx_profile_mean(&base, b);
+            p->std_us = nx_profile_std(&base, b);
+        }
+    }
+    if (!rc && nlog == 0) {
+        fprintf(stderr, "nexus-profile: --from-logs: no batch size of model '%s' has %d or more "
+                        "batches run alone in the %d log(s)\n", base.model, LOG_MIN_SAMPLES,
+                o->nmodels);
+        rc = 1;
+    }
+    if (!rc) {
+        time_t t = time(NULL);
+        char date[32], stat_what[200], head[300];
+        strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
+        stats_what(stat_what, sizeof stat_what, o->stall_k, n_all - kept_all, n_all);
+        char *prov = nx_malloc(4096 + (base.provenance ? strlen(base.provenance) : 0));
+        sprintf(prov, "nexus-profile --from-logs, %s: the executor time per batch of %d logged "
+                      "batches of %s run alone, from %d backend batch log(s)%s; %s; measured "
+                      "there at batch (batches): %s; the other sizes, mem_mb, pre/post: %s, "
+                      "whose provenance: %s",
+                date, rows, base.model, o->nmodels,
+                base.padded ? " (a batch counted at the measured size it ran at)" : "",
+                stat_what, sizes, o->from_logs, base.provenance ? base.provenance : "none");
+        snprintf(head, sizeof head, "%s %s from backend batch logs\n# written by nexus-profile "
+                                    "--from-logs on %s", base.model, base.precision, date);
+        rc = write_profile(o, o->out, head, base.model, base.gpu, base.precision, base.input_shape,
+                           base.input_ndim, base.pre_us, base.post_us, base.padded, prov, pts,
+                           npts);
+        free(prov);
+    }
+    for (int b = 0; b <= base.max_batch; b++)
+        free(by[b].x);
+    free(by);
+    free(pts);
+    nx_profile_free(&base);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     opts o;
     if (parse_args(argc, argv, &o))
         return 2;
-    if (o.prepost_only) {
+    if (o.prepost_only)
         return prepost_only(&o);
-    }
+    if (o.from_logs)
+        return from_logs(&o);
     nx_errbuf eb = {0};
     nx_graph g;
     if (nx_onnx_load(&g, o.model, &eb)) {
@@ -673,34 +964,48 @@ int main(int argc, char **argv)
     }
     measure_post(&g, CLOCK_MONOTONIC, o.part == 1, &post_us, post_what, sizeof post_what);
     point *pts = nx_calloc((size_t)fit + 1, sizeof *pts);
-    double *us = nx_malloc((size_t)(o.reps + 1) * sizeof *us);
-    int npts = 0;
-    for (int i = 0; i <= fit; i++) {
-        int b = o.batches[i];
-        nx_err_clear(&eb);
-        int n = time_batch(&s, b, us, &eb);
-        if (n < 0) {
-            if (n == NX_ERR_NOMEM)
-                break;   /* a run-time workspace did not fit: this is the limit */
-            fprintf(stderr, "%snexus-profile: %s: batch %d: %s\n", o.progress ? "\n" : "",
-                    o.model, b, eb.msg);
-            rc = 1;
-            break;
+    int stride = o.reps + 1;
+    double *us = nx_malloc((size_t)(fit + 1) * (size_t)stride * sizeof *us);
+    int *cnt = nx_calloc((size_t)fit + 1, sizeof *cnt);
+    int npts = 0, lim = fit + 1, kept_all = 0, n_all = 0;
+    /* R rounds, each visiting every batch size in turn with its share of the passes */
+    for (int r = 0; r < o.rounds && !rc; r++) {
+        for (int i = 0; i < lim && !rc; i++) {
+            int b = o.batches[i], want = o.reps / o.rounds + (r < o.reps % o.rounds);
+            if (want == 0)
+                continue;
+            nx_err_clear(&eb);
+            int n = time_batch(&s, b, want, us + (size_t)i * (size_t)stride + cnt[i], &eb);
+            if (n == NX_ERR_NOMEM) {
+                lim = i;   /* a run-time workspace did not fit: this is the limit */
+                break;
+            }
+            if (n < 0) {
+                fprintf(stderr, "%snexus-profile: %s: batch %d: %s\n", o.progress ? "\n" : "",
+                        o.model, b, eb.msg);
+                rc = 1;
+                break;
+            }
+            cnt[i] += n;
+            double m = 0;
+            for (int k = 0; k < n; k++)
+                m += us[(size_t)i * (size_t)stride + cnt[i] - n + k] / n;
+            progress(&o, r * (fit + 1) + i + 1, o.rounds * (fit + 1), b, m / 1000);
         }
-        double sum = 0, sq = 0;
-        for (int k = 0; k < n; k++)
-            sum += us[k];
-        double mean = sum / n;
-        for (int k = 0; k < n; k++)
-            sq += (us[k] - mean) * (us[k] - mean);
+    }
+    for (int i = 0; i < lim && !rc; i++) {
+        if (cnt[i] == 0)
+            continue;
+        int b = o.batches[i];
         point *p = &pts[npts++];
         p->batch = b;
-        p->mean_us = mean;
-        p->std_us = n > 1 ? sqrt(sq / (n - 1)) : 0;
+        kept_all += nx_stats_robust(us + (size_t)i * (size_t)stride, cnt[i], o.stall_k,
+                                    &p->mean_us, &p->std_us);
+        n_all += cnt[i];
         double frac = bmax > 1 ? (double)(b - 1) / (bmax - 1) : 0;
         p->mem_mb = ((double)mem1 + ((double)memmax - (double)mem1) * frac) / 1048576.0;
-        progress(&o, i + 1, fit + 1, b, mean / 1000);
     }
+    free(cnt);
     session_close(&s);
     if (rc || npts == 0) {
         free(pts);
@@ -714,56 +1019,34 @@ int main(int argc, char **argv)
         short_gpu_name(device, gpu, sizeof gpu);
     else
         snprintf(gpu, sizeof gpu, "cpu");
-    /* write FILE.tmp, then rename: a failed run never leaves half a profile */
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", o.out);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", tmp, strerror(errno));
-        free(pts);
-        free(us);
-        nx_graph_free(&g);
-        return 1;
-    }
     time_t t = time(NULL);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
     const char *prec = o.prec == NX_PREC_FP16 ? "fp16" : "fp32";
     const nx_tensor *x = &g.t[g.inputs[0]];
-    char prov[2048];
+    char prov[2048], stat_what[200], head[400];
+    stats_what(stat_what, sizeof stat_what, o.stall_k, n_all - kept_all, n_all);
     snprintf(prov, sizeof prov,
              "nexus-profile on %s (%s executor), %s, %s; per batch size: %d warm-up passes, then "
-             "up to %d timed passes (%s), mean and sample std; mem_mb: the executor's reserved "
-             "memory (weights, activation buffers, workspace) loaded for batch 1 (%.1f MB) and "
-             "for batch %d (%.1f MB), linear between; largest batch that fits: %s%d; "
+             "up to %d timed passes (%s) in %d interleaved round(s); %s; mem_mb: the executor's "
+             "reserved memory (weights, activation buffers, workspace) loaded for batch 1 (%.1f MB) "
+             "and for batch %d (%.1f MB), linear between; largest batch that fits: %s%d; "
              "preprocess: %s; postprocess: %s%s",
              device, s.ops->name, prec, date, o.warmup, o.reps,
              s.ops->bench && !o.host_io
                  ? "device time of the executor's bench: inputs on the device"
                  : "wall time of run(): host input to host output",
+             o.rounds, stat_what,
              mem1 / 1048576.0, bmax, memmax / 1048576.0,
              fit == o.nbatches - 1 ? "every requested batch, up to " : "", bmax, pre_what,
              post_what, part_what);
-    fprintf(f, "# %s %s on %s\n# written by nexus-profile on %s; do not edit by hand.\n", name,
-            prec, device, date);
-    fprintf(f, "model: %s\ngpu: %s\nprecision: %s\ninput_shape: [", name, gpu, prec);
-    for (int i = 1; i < x->ndim; i++)
-        fprintf(f, "%s%lld", i > 1 ? ", " : "", (long long)x->dims[i]);
-    fprintf(f, "]\npreprocess_us: %.1f\npostprocess_us: %.1f\n", pre_us, post_us);
-    if (o.padded)
-        fprintf(f, "padded: true\n");
-    fprintf(f, "provenance: ");
-    yaml_escape(f, prov);
-    fprintf(f, "\nbatches:\n");
-    for (int i = 0; i < npts; i++)
-        fprintf(f, "  - {batch: %d, mean_us: %.1f, std_us: %.1f, mem_mb: %.1f}\n", pts[i].batch,
-                pts[i].mean_us, pts[i].std_us, pts[i].mem_mb);
-    bool ok = fclose(f) == 0 && rename(tmp, o.out) == 0;
-    if (!ok)
-        fprintf(stderr, "nexus-profile: cannot write %s: %s\n", o.out, strerror(errno));
-    else if (o.progress)
-        fprintf(stderr, "nexus-profile: wrote %s (%d batch sizes, largest %d)\n", o.out, npts,
-                pts[npts - 1].batch);
+    snprintf(head, sizeof head, "%s %s on %s\n# written by nexus-profile on %s", name, prec, device,
+             date);
+    int shape[8], nshape = 0;
+    for (int i = 1; i < x->ndim && nshape < 8; i++)
+        shape[nshape++] = (int)x->dims[i];
+    bool ok = write_profile(&o, o.out, head, name, gpu, prec, shape, nshape, pre_us, post_us,
+                            o.padded, prov, pts, npts) == 0;
     free(pts);
     free(us);
     nx_graph_free(&g);

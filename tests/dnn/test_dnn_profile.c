@@ -1,8 +1,11 @@
 /* test_dnn_profile.c — CUnit suite for nexus-profile: it profiles the zoo's LeNet on the CPU
  * over a sparse batch list and the file it writes must load with the simulator's own profile
  * parser (engine/config_profile.c) with the right model, shape, batches and positive costs; bad
- * arguments exit 2 naming the option; --gpu without a CUDA build exits non-zero saying so.
+ * arguments exit 2 naming the option; --gpu without a CUDA build exits non-zero saying so;
+ * --stats/--rounds are written into the provenance; --from-logs turns batch logs into a
+ * profile (the logged sizes from the logs, the rest from the base) and refuses bad logs.
  * The binary is $NX_BUILD/bin/nexus-profile (NX_BUILD is set by `make test`). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -133,6 +136,96 @@ static void test_suffix_profile(void)
     }
 }
 
+
+/* --stats mean and --rounds 2: every pass counted, the rounds said in the provenance */
+static void test_stats_rounds(void)
+{
+    nx_profile p;
+    if (profile_lenet("--batches 1,2 --reps 4 --rounds 2 --warmup 1 --stats mean", "mean.yml",
+                      false, &p) == 0) {
+        DT_INT(p.npoints, 2);
+        DT_HAS(p.provenance, "in 2 interleaved round(s)");
+        DT_HAS(p.provenance, "mean and sample std of every pass");
+        nx_profile_free(&p);
+    }
+    if (profile_lenet("--batches 1 --reps 6 --warmup 1", "robust.yml", false, &p) == 0) {
+        DT_HAS(p.provenance, "dropped as host stalls");
+        nx_profile_free(&p);
+    }
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    DT_CHECK(f != NULL, "cannot write %s", path);
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* --from-logs: a padded base (batches 1, 4, 8) and two logs: sizes 3 and 4 count at 4 (6 batches:
+ * 200 us x 5 and one 900 us stall, dropped), size 1 has 3 batches (too few: the base's), a
+ * prefix group's and another model's lines are ignored */
+static void test_from_logs(void)
+{
+    char base[512], l1[512], l2[512], out[512], args[4096], msg[8192];
+    snprintf(base, sizeof base, "%s/base.yml", tmp);
+    snprintf(l1, sizeof l1, "%s/b0.csv", tmp);
+    snprintf(l2, sizeof l2, "%s/b1.csv", tmp);
+    snprintf(out, sizeof out, "%s/fromlogs.yml", tmp);
+    write_text(base, "model: m\ngpu: H100\nprecision: fp32\ninput_shape: [3]\npreprocess_us: 5\n"
+                     "postprocess_us: 1\npadded: true\nprovenance: \"the base\"\nbatches:\n"
+                     "  - {batch: 1, mean_us: 100, std_us: 1, mem_mb: 10}\n"
+                     "  - {batch: 4, mean_us: 150, std_us: 2, mem_mb: 12}\n"
+                     "  - {batch: 8, mean_us: 300, std_us: 3, mem_mb: 14}\n");
+    write_text(l1, "t_s,model,size,parts,pred_us,exec_us,session\n"
+                   "0.1,m,3,,150,199,a\n0.2,m,4,,150,201,a\n0.3,m,3,,150,900,a\n"
+                   "0.4,m,1,,100,120,a\n0.5,other,4,,1,5000,b\n0.6,m,4,m_fc:4,160,7000,a\n");
+    write_text(l2, "t_s,model,size,parts,pred_us,exec_us,session\n"
+                   "0.1,m,4,,150,200,a\n0.2,m,2,,150,198,a\n0.3,m,4,,150,202,a\n"
+                   "0.4,m,1,,100,121,a\n0.5,m,1,,100,122,a\n");
+    snprintf(args, sizeof args, "%s --from-logs %s --out %s %s %s", bin, base, out, l1, l2);
+    FILE *pp = popen(args, "r");
+    int st = pp ? pclose(pp) : -1;
+    DT_CHECK(st == 0, "nexus-profile --from-logs exited %d", st);
+    size_t len;
+    char *text = slurp(out, &len);
+    DT_CHECK(text != NULL, "%s was not written", out);
+    if (!text)
+        return;
+    nx_profile p;
+    nx_errbuf eb = {0};
+    nx_profile_init(&p);
+    int rc = nx_profile_parse(&p, text, len, out, &eb);
+    DT_CHECK(rc == 0, "the simulator rejects it: %s", eb.msg);
+    free(text);
+    if (rc)
+        return;
+    DT_INT(p.npoints, 3);
+    DT_CHECK(p.padded && p.pre_us == 5 && p.post_us == 1, "padded %d, pre %g, post %g", p.padded,
+             p.pre_us, p.post_us);
+    DT_CHECK(fabs(p.points[0].mean_us - 100) < 1e-9, "batch 1: %g us (the base's)", p.points[0].mean_us);
+    DT_CHECK(fabs(p.points[1].mean_us - 200) < 1e-9, "batch 4: %g us", p.points[1].mean_us);
+    DT_CHECK(fabs(p.points[1].std_us - 1.6) < 0.05, "batch 4: std %g us", p.points[1].std_us);
+    DT_CHECK(fabs(p.points[1].mem_mb - 12) < 1e-9, "batch 4: %g MB", p.points[1].mem_mb);
+    DT_CHECK(fabs(p.points[2].mean_us - 300) < 1e-9, "batch 8: %g us", p.points[2].mean_us);
+    DT_HAS(p.provenance, "1 of 6");
+    DT_HAS(p.provenance, "the base");
+    nx_profile_free(&p);
+    /* bad logs: a missing column, a bad number, nothing usable */
+    write_text(l2, "t_s,model,size,pred_us\n0.1,m,4,1\n");
+    snprintf(args, sizeof args, "%s --from-logs %s --out %s %s", bin, base, out, l2);
+    DT_INT(run(args + strlen(bin) + 1, msg, sizeof msg), 1);
+    DT_HAS(msg, "b1.csv:1: not a batch log: no column 'parts'");
+    write_text(l2, "t_s,model,size,parts,pred_us,exec_us\n0.1,m,4,,1,2\n0.2,m,x,,1,2\n");
+    DT_INT(run(args + strlen(bin) + 1, msg, sizeof msg), 1);
+    DT_HAS(msg, "b1.csv:3: bad batch log line");
+    write_text(l2, "t_s,model,size,parts,pred_us,exec_us\n0.1,m,4,,1,2\n");
+    DT_INT(run(args + strlen(bin) + 1, msg, sizeof msg), 1);
+    DT_HAS(msg, "no batch size of model 'm' has 5 or more");
+}
+
 static void test_bad_args(void)
 {
     char args[2048], out[8192];
@@ -144,6 +237,8 @@ static void test_bad_args(void)
         {"--gpu abc --out /tmp/x.yml", "--gpu"},
         {"--frob --out /tmp/x.yml", "unknown option '--frob'"},
         {"--part middle --out /tmp/x.yml", "--part"},
+        {"--stats median --out /tmp/x.yml", "--stats must be robust or mean"},
+        {"--rounds 0 --out /tmp/x.yml", "--rounds"},
         {"", "--out"},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
@@ -188,6 +283,8 @@ int main(void)
     if (!su || !CU_add_test(su, "CPU profile of lenet loads in the simulator", test_cpu_profile) ||
         !CU_add_test(su, "--part suffix: the last layer alone", test_suffix_profile) ||
         !CU_add_test(su, "bad arguments exit 2 naming the option", test_bad_args) ||
+        !CU_add_test(su, "--stats mean, --rounds", test_stats_rounds) ||
+        !CU_add_test(su, "--from-logs: a profile from batch logs", test_from_logs) ||
         !CU_add_test(su, "--gpu in a build without CUDA", test_gpu_plain_build)) {
         CU_cleanup_registry();
         return 1;
