@@ -23,7 +23,7 @@ done
 /usr/bin/python3 real/dnn/cuda/onnx_weights.py strip-all models/resnet50.onnx models/inception_v3.onnx \
     models/googlenet.onnx models/lenet.onnx "$s/models-stripped" >/dev/null
 for f in real/fidelity_sweep.sh real/fidelity_report.py real/dnn/cuda/onnx_weights.py \
-         experiments/fidelity_h100/*.yml profiles/h100-serving/*.yml; do
+         experiments/fidelity_h100/*.yml profiles/h100-serving/*.yml profiles/h100/interference.yml; do
     mkdir -p "$s/repo/$(dirname "$f")"
     cp "$f" "$s/repo/$f"
 done

@@ -7,9 +7,10 @@
 # and profiles the runs read). The machine's own CUDA 13 / cuDNN 9 / cuBLAS are used.
 #
 # STAGE smoke         a 3 s cluster with the CUDA executor (LeNet): stop here if it fails
-# STAGE profiles      nexus-profile --host-io --padded of the models the experiments use, into
-#                     repo/profiles/h100-serving/ (the sweeps' profiles), and --part
-#                     prefix|suffix of ResNet-50 with the device-side bench into profiles-h100/
+# STAGE profiles      nexus-profile --host-io --padded --rounds 4 (robust statistics, the
+#                     default) of the models the experiments use, into repo/profiles/h100-serving/
+#                     (the sweeps' profiles), and --part prefix|suffix of ResNet-50 (with
+#                     NX_FID_PARTS_DEVICE=1 also with the device-side bench into profiles-h100/)
 # STAGE interference  nexus-dnn-check --streams 5: Inception-v3 and ResNet-50, fp32, batches
 #                     1, 8, 32 (profiles/h100/interference.yml's entries)
 # STAGE mix|game|fig14  real/fidelity_sweep.sh of experiments/fidelity_h100/STAGE.yml, nexus
@@ -17,6 +18,7 @@
 #                     samples clocks, power, P-state and throttle reasons every 50 ms and
 #                     vmstat every second (CPU steal): where do the slow batch episodes come from?
 # STAGE fig14-tfs     the same for fig14 with the tf-serving policy
+# STAGE fig14-tfc     fig14 with tf-serving-concurrent: the model servers on concurrent streams
 # NX_FID_EXECUTOR=emulated runs the sweeps with emulated executors (a rehearsal without a GPU).
 # A stage that would not end before DEADLINE_S (default 540) seconds is skipped. OUT/fid.tar.gz
 # holds everything (rewritten after each stage: a call cut short still returns it).
@@ -82,7 +84,7 @@ for st in "$@"; do
             b=1,2,4,8,16,32,64
             [ $m = lenet ] && b=1,2,4,8,16,32,64,128,256
             timeout 120 $W/bin/nexus-profile $M/$m.onnx --gpu 0 --precision fp32 --host-io \
-                --padded --batches $b --warmup 5 --reps 40 --quiet --out $P/$m-fp32.yml
+                --padded --batches $b --warmup 5 --reps 40 --rounds 4 --quiet --out $P/$m-fp32.yml
             echo "device_fidelity: profile $m exit $? ($((SECONDS - t0)) s)"
         done
         for part in prefix suffix; do
@@ -90,9 +92,9 @@ for st in "$@"; do
             [ $part = suffix ] && n=resnet50_fc
             timeout 120 $W/bin/nexus-profile $M/resnet50.onnx --gpu 0 --precision fp32 --host-io \
                 --padded --part $part --name $n --batches 1,2,4,8,16,32,64 --warmup 5 --reps 40 \
-                --quiet --out $P/$n-fp32.yml
+                --rounds 4 --quiet --out $P/$n-fp32.yml
             echo "device_fidelity: profile $n (host-io) exit $? ($((SECONDS - t0)) s)"
-            [ "${NX_FID_PARTS_DEVICE:-1}" = 1 ] || continue   # (0: host-io profiles only)
+            [ "${NX_FID_PARTS_DEVICE:-0}" = 1 ] || continue   # (0: host-io profiles only)
             timeout 120 $W/bin/nexus-profile $M/resnet50.onnx --gpu 0 --precision fp32 \
                 --part $part --name $n --batches 1,2,3,4,6,8,12,16,24,32,48,64,96,128,192,256 \
                 --warmup 5 --reps 40 --quiet --out $W/out/profiles-h100/$n-fp32.yml
@@ -125,13 +127,14 @@ for st in "$@"; do
         grep -h "ready\|t = 0" $W/out/diag/run/logs/*/*.log | head -5
         echo "device_fidelity: diag ($((SECONDS - t0)) s)"
         ;;
-    mix|game|fig14|fig14-tfs)
+    mix|game|fig14|fig14-tfs|fig14-tfc)
         need=110
         [ $st = mix ] && need=180
         fits $st $need || continue
-        e=${st%-tfs}
+        e=${st%-tf?}
         pol=nexus
         [ $st = fig14-tfs ] && pol=tf-serving
+        [ $st = fig14-tfc ] && pol=tf-serving-concurrent
         $R/real/fidelity_sweep.sh $R/experiments/fidelity_h100/$e.yml $W/out/$st --policy $pol \
             --executor "${NX_FID_EXECUTOR:-cuda}" --models $M
         echo "device_fidelity: sweep $st exit $? ($((SECONDS - t0)) s)"
