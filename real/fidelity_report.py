@@ -8,7 +8,9 @@ and per load point goodput, bad rate, p50 and p99 in both (the real latency as t
 measures it, the simulator's definition, and at the client); then, from every backend's
 batches.csv, the relative error of each batch's measured executor time against its
 prediction (the profile's mean at the batch size plus each suffix part's, what the simulator
-draws around): median and p99 of |error| and the median signed error, per model. With
+draws around): median and p99 of |error| and the median signed error, per model (with
+concurrent GPU sharing, batches that ran beside another session's apart: their error is the
+interference, which the prediction, the model alone, leaves out). With
 --alt-profiles, the same batches are also predicted from another profile directory (as the
 simulator would with it: linear interpolation at the batch size unless the profile says
 `padded: true`), which shows what a profile fix changed. Writes OUT/tables.md (printed too)
@@ -89,11 +91,18 @@ def sweep_points(d):
 
 
 def batches(pdir):
+    """Every backend's logged batches; with a session column (concurrent GPU sharing possible),
+    each row's "beside" says whether another session's batch on its backend ran during it."""
     rows = []
     for f in glob.glob(os.path.join(pdir, "logs", "*", "backend*.batches.csv")):
         with open(f) as fh:
-            for row in csv.DictReader(fh):
-                rows.append(row)
+            mine = list(csv.DictReader(fh))
+        iv = sorted(((float(r["t_s"]) * 1e6 - float(r["exec_us"]), float(r["t_s"]) * 1e6, r)
+                     for r in mine if r.get("session")), key=lambda x: x[0])
+        for i, (a, b, r) in enumerate(iv):
+            r["beside"] = any(a2 < b - 1 and b2 > a + 1 and r2["session"] != r["session"]
+                              for a2, b2, r2 in iv[max(0, i - 64):i + 64])
+        rows += mine
     return rows
 
 
@@ -171,7 +180,8 @@ def main():
                 pred, meas = float(row["pred_us"]), float(row["exec_us"])
                 if pred <= 0:
                     continue
-                key = row["model"] + ("+suffixes" if row["parts"] else "")
+                key = row["model"] + ("+suffixes" if row["parts"] else "") + (
+                    " (beside another session's batch)" if row.get("beside") else "")
                 e = per.setdefault(key, {"err": [], "alt": [], "n": 0})
                 e["n"] += 1
                 e["err"].append((meas - pred) / pred)
