@@ -11,6 +11,8 @@
 #                     default) of the models the experiments use, into repo/profiles/h100-serving/
 #                     (the sweeps' profiles), and --part prefix|suffix of ResNet-50 (with
 #                     NX_FID_PARTS_DEVICE=1 also with the device-side bench into profiles-h100/)
+# STAGE profiles-check  the same host-I/O profiles into OUT's profiles-check/ only (the sweeps keep
+#                     the carried ones: e.g. profiles from an earlier call's batch logs)
 # STAGE interference  nexus-dnn-check --streams 5: Inception-v3 and ResNet-50, fp32, batches
 #                     1, 8, 32 (profiles/h100/interference.yml's entries)
 # STAGE mix|game|fig14  real/fidelity_sweep.sh of experiments/fidelity_h100/STAGE.yml, nexus
@@ -76,10 +78,11 @@ for st in "$@"; do
             exit 4
         fi
         ;;
-    profiles)
+    profiles|profiles-check)
         fits $st 120 || continue
         P=$R/profiles/h100-serving
-        mkdir -p $W/out/profiles-serving $W/out/profiles-h100
+        [ $st = profiles-check ] && P=$W/out/profiles-check
+        mkdir -p $P $W/out/profiles-serving $W/out/profiles-h100
         for m in resnet50 inception_v3 googlenet lenet; do
             b=1,2,4,8,16,32,64
             [ $m = lenet ] && b=1,2,4,8,16,32,64,128,256
@@ -100,7 +103,7 @@ for st in "$@"; do
                 --warmup 5 --reps 40 --quiet --out $W/out/profiles-h100/$n-fp32.yml
             echo "device_fidelity: profile $n (device) exit $? ($((SECONDS - t0)) s)"
         done
-        cp $P/*.yml $W/out/profiles-serving/
+        [ $st = profiles ] && cp $P/*.yml $W/out/profiles-serving/
         ;;
     interference)
         fits $st 150 || continue
