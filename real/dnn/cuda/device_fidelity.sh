@@ -21,7 +21,8 @@
 #                     vmstat every second (CPU steal): where do the slow batch episodes come from?
 # STAGE fig14-tfs     the same for fig14 with the tf-serving policy
 # STAGE fig14-tfc     fig14 with tf-serving-concurrent: the model servers on concurrent streams
-# NX_FID_EXECUTOR=emulated runs the sweeps with emulated executors (a rehearsal without a GPU).
+# NX_FID_EXECUTOR=emulated runs the sweeps with emulated executors (a rehearsal without a GPU);
+# NX_FID_POINTS and NX_FID_BISECT set the sweeps' load points and bisection steps.
 # A stage that would not end before DEADLINE_S (default 540) seconds is skipped. OUT/fid.tar.gz
 # holds everything (rewritten after each stage: a call cut short still returns it).
 set -u
@@ -139,7 +140,8 @@ for st in "$@"; do
         [ $st = fig14-tfs ] && pol=tf-serving
         [ $st = fig14-tfc ] && pol=tf-serving-concurrent
         $R/real/fidelity_sweep.sh $R/experiments/fidelity_h100/$e.yml $W/out/$st --policy $pol \
-            --executor "${NX_FID_EXECUTOR:-cuda}" --models $M
+            --executor "${NX_FID_EXECUTOR:-cuda}" --models $M \
+            --points "${NX_FID_POINTS:-30,60,90,100,110,120}" --bisect "${NX_FID_BISECT:-2}"
         echo "device_fidelity: sweep $st exit $? ($((SECONDS - t0)) s)"
         ;;
     *) echo "device_fidelity: unknown stage $st" ;;
