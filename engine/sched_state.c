@@ -22,6 +22,7 @@ void nx_sched_state_init(nx_sched_state *st, int nsess, int nfrontends, int ngpu
     st->budget = nx_calloc(ns + 1, sizeof(double));
     st->ewma = nx_calloc(nsf + 1, sizeof(double));
     st->seen = nx_calloc(nsf + 1, 1);
+    st->alive = nx_calloc((size_t)ngpu + 1, 1);
     nx_plan_init(&st->plan, ngpu, 2 * nsess);
 }
 
@@ -33,6 +34,7 @@ void nx_sched_state_free(nx_sched_state *st)
     free(st->budget);
     free(st->ewma);
     free(st->seen);
+    free(st->alive);
     nx_plan_free(&st->plan);
     memset(st, 0, sizeof *st);
 }
@@ -56,6 +58,7 @@ int nx_scheduler_export(const nx_scheduler *sc, nx_sched_state *st)
     memcpy(st->budget, sc->budget, ns * sizeof(double));
     memcpy(st->ewma, sc->ewma, nsf * sizeof(double));
     memcpy(st->seen, sc->seen, nsf);
+    memcpy(st->alive, sc->alive, (size_t)st->ngpu);
     nx_plan_copy(&st->plan, &sc->plan);
     return 0;
 }
@@ -84,6 +87,11 @@ int nx_scheduler_import(nx_scheduler *sc, const nx_sched_state *st, char *why, s
                      i / (size_t)st->nfrontends, i % (size_t)st->nfrontends);
             return NX_ERR_INVAL;
         }
+    for (int g = 0; g < st->ngpu; g++)
+        if (st->alive[g] > 1) {
+            snprintf(why, n, "GPU %d: alive is %d, not 0 or 1", g, st->alive[g]);
+            return NX_ERR_INVAL;
+        }
     for (int g = 0; g < st->plan.ngpu; g++)
         for (int i = 0; i < st->plan.gpu[g].n; i++) {
             const nx_alloc *a = &st->plan.gpu[g].a[i];
@@ -103,5 +111,11 @@ int nx_scheduler_import(nx_scheduler *sc, const nx_sched_state *st, char *why, s
     memcpy(sc->ewma, st->ewma, nsf * sizeof(double));
     memcpy(sc->seen, st->seen, nsf);
     nx_plan_copy(&sc->plan, &st->plan);
+    for (int g = 0; g < st->ngpu; g++)
+        if (st->alive[g]) {
+            sc->nalive += !sc->alive[g];
+            sc->alive[g] = 1;
+            sc->unconfirmed[g] = 1;
+        }
     return 0;
 }

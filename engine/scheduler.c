@@ -50,6 +50,7 @@ void nx_scheduler_init(nx_scheduler *sc, nx_env *env, const nx_scheduler_cfg *cf
     sc->map_tmp = nx_calloc((size_t)cfg->ngpu * 2 + 2, sizeof(int));
     sc->alive = nx_malloc((size_t)cfg->ngpu);
     memset(sc->alive, 1, (size_t)cfg->ngpu);
+    sc->unconfirmed = nx_calloc((size_t)cfg->ngpu, 1);
     sc->nalive = cfg->ngpu;
     sc->last_seen = nx_calloc((size_t)cfg->ngpu, sizeof(nx_time));
     sc->alpha = 1.0 - exp(-cfg->p.beacon_s / cfg->p.avg_interval_s);
@@ -90,6 +91,7 @@ void nx_scheduler_free(nx_scheduler *sc)
     free(sc->plan_rate_floor);
     free(sc->map_tmp);
     free(sc->alive);
+    free(sc->unconfirmed);
     free(sc->last_seen);
     memset(sc, 0, sizeof *sc);
 }
@@ -223,23 +225,27 @@ static bool table_equal(const nx_gpu_plan *a, const nx_gpu_plan *b)
     return true;
 }
 
+static void send_table(nx_scheduler *sc, int g, const nx_gpu_plan *np)
+{
+    nx_table_msg *t = nx_table_msg_new(np->n);
+    t->epoch = sc->epoch;
+    t->duty_us = np->duty_us;
+    for (int i = 0; i < np->n; i++) {
+        t->e[i].session = np->a[i].session;
+        t->e[i].batch = np->a[i].batch;
+        t->e[i].slo_us = sc->budget[np->a[i].session];
+    }
+    t->m.src = NX_NODE_SCHEDULER;
+    t->m.dst = nx_node_backend(g);
+    nx_send(sc->env, t->m.dst, &t->m);
+}
+
 static void push_tables(nx_scheduler *sc, bool all)
 {
     for (int g = 0; g < sc->cfg.ngpu; g++) {
         const nx_gpu_plan *np = &sc->enext.gpu[g];
-        if (!all && table_equal(np, &sc->eplan.gpu[g]))
-            continue;
-        nx_table_msg *t = nx_table_msg_new(np->n);
-        t->epoch = sc->epoch;
-        t->duty_us = np->duty_us;
-        for (int i = 0; i < np->n; i++) {
-            t->e[i].session = np->a[i].session;
-            t->e[i].batch = np->a[i].batch;
-            t->e[i].slo_us = sc->budget[np->a[i].session];
-        }
-        t->m.src = NX_NODE_SCHEDULER;
-        t->m.dst = nx_node_backend(g);
-        nx_send(sc->env, t->m.dst, &t->m);
+        if (all || !table_equal(np, &sc->eplan.gpu[g]))
+            send_table(sc, g, np);
     }
 }
 
@@ -497,6 +503,10 @@ static int run_epoch(nx_scheduler *sc, const char *why, bool first)
  * calls caught there). The caller re-plans. */
 static void mark_dead(nx_scheduler *sc, int g)
 {
+    if (sc->unconfirmed[g]) { /* restored, and never heard from since */
+        sc->unconfirmed[g] = 0;
+        sc->restored_lost++;
+    }
     sc->alive[g] = 0;
     sc->nalive--;
     sc->failures++;
@@ -525,6 +535,7 @@ int nx_scheduler_set_alive(nx_scheduler *sc, int gpu, bool alive)
     if (alive != (sc->alive[gpu] != 0))
         sc->nalive += alive ? 1 : -1;
     sc->alive[gpu] = alive;
+    sc->unconfirmed[gpu] = 0;
     sc->last_seen[gpu] = nx_now(sc->env);
     return 0;
 }
@@ -591,6 +602,10 @@ static void beacon(nx_event *ev)
 
 int nx_scheduler_start(nx_scheduler *sc)
 {
+    nx_time now = nx_now(sc->env);
+    for (int g = 0; g < sc->cfg.ngpu; g++)
+        if (sc->unconfirmed[g]) /* its keep-alive timeout runs from now */
+            sc->last_seen[g] = now;
     int rc = run_epoch(sc, "initial", true);
     if (rc < 0)
         return rc;
@@ -609,7 +624,12 @@ void nx_scheduler_recv(nx_scheduler *sc, nx_msg *m)
         free(m);
         NX_ASSERT(g >= 0 && g < sc->cfg.ngpu);
         sc->last_seen[g] = nx_now(sc->env);
-        if (!sc->alive[g]) { /* a restarted backend registers again */
+        if (sc->unconfirmed[g]) { /* a restored GPU's backend is back: its work stays where
+                                     it is; it gets its table (sent while it was away) */
+            sc->unconfirmed[g] = 0;
+            sc->restored_back++;
+            send_table(sc, g, &sc->eplan.gpu[g]);
+        } else if (!sc->alive[g]) { /* a restarted backend registers again */
             sc->alive[g] = 1;
             sc->nalive++;
             sc->recoveries++;

@@ -85,9 +85,12 @@ typedef struct nx_scheduler {
     double *budget;            /* per session: current SLO (stage budget), µs */
     uint64_t splits;           /* epochs that adopted a new split */
     uint8_t *alive;            /* per GPU */
+    uint8_t *unconfirmed;      /* per GPU: alive on a restored state's word, no keep-alive
+                                  heard since (sched_state.h) */
     nx_time *last_seen;        /* per GPU: last keep-alive */
     int nalive;
     uint64_t failures, recoveries;
+    uint64_t restored_back, restored_lost; /* unconfirmed GPUs confirmed, declared dead */
     double alpha;
     nx_time last_epoch;
     uint64_t epoch;
@@ -106,7 +109,8 @@ void nx_scheduler_stop(nx_scheduler *sc);
  * timeout would, mark it, tell the frontends and re-plan at once. */
 int nx_scheduler_gpu_down(nx_scheduler *sc, int gpu);
 /* Before nx_scheduler_start(): whether a GPU slot has a backend (every slot
- * is alive by default). Also refreshes its keep-alive clock. */
+ * is alive by default). Also refreshes its keep-alive clock, and settles a
+ * GPU an imported state left unconfirmed (sched_state.h) either way. */
 int nx_scheduler_set_alive(nx_scheduler *sc, int gpu, bool alive);
 /* A frontend is gone: forget its rate estimates (frontend index f). */
 int nx_scheduler_frontend_gone(nx_scheduler *sc, int f);
