@@ -25,7 +25,14 @@
  * every epoch (real/node/statefile.c: atomically, by rename) and read back
  * at start: the first plan after a restart is made for the restored rates and
  * mapped onto the restored plan, so nodes that attach again get the plan
- * they had, not one from the experiment's initial rates. A state file that
+ * they had, not one from the experiment's initial rates. The backends the
+ * state names (slot, incarnation, data address) are taken back on trust:
+ * planning starts at once, with them listed to frontends and routed to as
+ * before, unconfirmed until they attach again (engine/sched_state.h). One
+ * that does not attach within the keep-alive timeout is declared dead then,
+ * as a silent backend is. So frontends, which drop the data stream of a
+ * backend their list no longer names, keep serving through the restart
+ * whatever order the nodes attach in. A state file that
  * does not parse or belongs to another experiment, policy, catalog or slot
  * count is set aside (FILE.bad) with a logged reason, and planning starts
  * from the experiment's rates.
@@ -61,6 +68,7 @@ typedef struct node {
     int kind;               /* Nexus__NodeKind */
     int slot;
     bool alive;
+    bool pending;           /* a backend the state file names, not attached again yet */
     conn *cn;               /* its Attach stream while alive */
     char addr[128];
     char executor[64];
@@ -120,6 +128,7 @@ struct sched {
                                serving), metrics */
     const char *state_path; /* --state, or NULL */
     nx_sched_state saved;   /* read at start; imported by the first engine */
+    nx_statefile_node *saved_be; /* maxb: the saved backends' incarnations and addresses */
     bool resume;
     uint64_t state_writes, state_errors;
 };
@@ -157,7 +166,7 @@ static void send_backends(sched *s, node *only)
     Nexus__BackendInfo **ptr = nx_calloc((size_t)s->maxb, sizeof *ptr);
     size_t n = 0;
     for (int b = 0; b < s->maxb; b++) {
-        if (!s->be[b].alive)
+        if (!s->be[b].alive && !s->be[b].pending)
             continue;
         nexus__backend_info__init(&info[n]);
         info[n].slot = b;
@@ -180,6 +189,7 @@ static void send_backends(sched *s, node *only)
 }
 
 static void node_gone(sched *s, node *n, const char *how, bool close_stream);
+static void pending_gone(sched *s, node *n);
 static void state_save(sched *s);
 
 /* ---- the engine's environment -------------------------------------------------------- */
@@ -217,6 +227,8 @@ static void engine_send(void *ctx, int dst, nx_msg *m)
         NX_ASSERT(g >= 0 && g < s->maxb);
         if (s->be[g].alive)
             node_gone(s, &s->be[g], "keep-alive timeout", true);
+        else if (s->be[g].pending)
+            pending_gone(s, &s->be[g]);
     }
     free(m); /* owned by the receiver, which is the network */
 }
@@ -269,10 +281,14 @@ static void state_save(sched *s)
     nx_sched_state st;
     nx_sched_state_init(&st, s->setup.cat.nsess, s->maxf, s->maxb);
     nx_scheduler_export(s->sc, &st);
+    for (int g = 0; g < s->maxb; g++) { /* the engine's alive: attached, or pending */
+        s->saved_be[g].incarnation = s->be[g].incarnation;
+        snprintf(s->saved_be[g].addr, sizeof s->saved_be[g].addr, "%s", s->be[g].addr);
+    }
     nx_statefile_id id = state_id(s);
     nx_errbuf eb;
     nx_err_clear(&eb);
-    if (nx_statefile_write(s->state_path, &id, &st, s->epochs_done + s->sc->epochs,
+    if (nx_statefile_write(s->state_path, &id, &st, s->saved_be, s->epochs_done + s->sc->epochs,
                            s->triggers_done + s->sc->triggers, &eb) < 0) {
         if (s->state_errors++ == 0 || s->state_errors % 100 == 0)
             nx_log(s->who, "%s (%llu time(s))", eb.msg, (unsigned long long)s->state_errors);
@@ -290,7 +306,8 @@ static void state_load(sched *s)
     nx_errbuf eb;
     nx_err_clear(&eb);
     uint64_t epochs = 0, triggers = 0;
-    int rc = nx_statefile_read(s->state_path, &id, &s->saved, &epochs, &triggers, &eb);
+    int rc = nx_statefile_read(s->state_path, &id, &s->saved, s->saved_be, &epochs, &triggers,
+                               &eb);
     if (rc == NX_ERR_NOTFOUND) {
         nx_log(s->who, "state: no %s yet: planning from the experiment's rates",
                s->state_path);
@@ -310,10 +327,32 @@ static void state_load(sched *s)
     double planned = 0;
     for (int i = 0; i < s->setup.cat.nsess; i++)
         planned += s->saved.plan_rate[i];
+    int npending = 0;
+    for (int g = 0; g < s->maxb; g++) {
+        if (!s->saved.alive[g])
+            continue;
+        node *n = &s->be[g];
+        n->kind = NEXUS__NODE_KIND__NODE_BACKEND;
+        n->slot = g;
+        n->pending = true;
+        n->incarnation = s->saved_be[g].incarnation;
+        snprintf(n->addr, sizeof n->addr, "%s", s->saved_be[g].addr);
+        npending++;
+    }
     nx_log(s->who, "state: resuming from %s: epoch %llu, %d GPU(s) in the plan, %.1f req/s "
-                   "planned over %d session(s)",
+                   "planned over %d session(s); %d backend(s) taken back until they attach "
+                   "again (at most %g s)",
            s->state_path, (unsigned long long)s->saved.epoch, s->saved.plan.used, planned,
-           s->setup.cat.nsess);
+           s->setup.cat.nsess, npending, s->timeout_s);
+}
+
+/* Whether any backend is taken back from the state file. */
+static bool any_pending(const sched *s)
+{
+    for (int g = 0; g < s->maxb; g++)
+        if (s->be[g].pending)
+            return true;
+    return false;
 }
 
 /* ---- (re)building the engine's scheduler --------------------------------------------- */
@@ -349,8 +388,18 @@ static void engine_start(sched *s, const char *why)
         else
             nx_log(s->who, "state resumed: planning for the saved rates onto the saved plan");
     }
-    for (int g = 0; g < s->maxb; g++) /* slots without a backend get no work */
+    for (int g = 0; g < s->maxb; g++) { /* slots without a backend get no work */
+        if (s->be[g].pending && sc->unconfirmed[g]) { /* taken back on trust: the engine */
+            s->be[g].last_seen = nx_loop_now(s->loop); /* gives it the keep-alive timeout */
+            continue;
+        }
+        if (s->be[g].pending) { /* the state was not resumed: no trust */
+            s->be[g].pending = false;
+            nx_log(s->who, "backend %d not taken back: planning without it until it attaches",
+                   g);
+        }
         nx_scheduler_set_alive(sc, g, s->be[g].alive);
+    }
     s->sc = sc;
     s->why = why;
     int rc = nx_scheduler_start(sc);
@@ -408,6 +457,18 @@ static failure *add_failure(sched *s, node *n, const char *how)
     f->last_seen = n->last_seen;
     f->detected = nx_loop_now(s->loop);
     return f;
+}
+
+/* A backend taken back from the state file did not attach again within the
+ * keep-alive timeout: the engine declared it dead and re-plans without it;
+ * the frontends stop listing it (as for any failure). */
+static void pending_gone(sched *s, node *n)
+{
+    n->pending = false;
+    add_failure(s, n, "never re-attached");
+    nx_log(s->who, "backend %d (%s) did not attach again within %g s of the restart: gone", n->slot,
+           n->addr, s->timeout_s);
+    send_backends(s, NULL);
 }
 
 /* A node is gone (its stream ended, it timed out, it left, or a new process
@@ -484,6 +545,9 @@ static void do_register(sched *s, conn *cn, const Nexus__Register *r)
         node_gone(s, &tab[slot], "replaced", true); /* a restarted process takes its slot back */
     if (slot >= 0 && tab[slot].alive)
         slot = -1;
+    for (int i = 0; i < max && slot < 0; i++) /* a free slot, one kept for a backend the */
+        if (!tab[i].alive && !tab[i].pending)   /* state file names only if none is left */
+            slot = i;
     for (int i = 0; i < max && slot < 0; i++)
         if (!tab[i].alive)
             slot = i;
@@ -494,9 +558,14 @@ static void do_register(sched *s, conn *cn, const Nexus__Register *r)
         return;
     }
     node *n = &tab[slot];
+    if (n->pending && n->incarnation != r->incarnation)
+        nx_log(s->who, "backend %d: another process (incarnation %016llx) takes the slot of "
+                       "the one the state file names (%016llx)",
+               slot, (unsigned long long)r->incarnation, (unsigned long long)n->incarnation);
     n->kind = r->kind;
     n->slot = slot;
     n->alive = true;
+    n->pending = false;
     n->cn = cn;
     cn->n = n;
     snprintf(n->addr, sizeof n->addr, "%s", r->data_addr);
@@ -878,7 +947,9 @@ static void usage(FILE *f)
             "                          scheduler.keepalive_timeout_s)\n"
             "  --ready-fd FD           write 'ready ADDR' to FD once serving, then close it\n"
             "  --state FILE            keep the plan and rate estimates in FILE (written\n"
-            "                          atomically after every epoch) and resume them at start\n"
+            "                          atomically after every epoch) and resume them at start:\n"
+            "                          planning at once, the backends FILE names kept until\n"
+            "                          they attach again or the keep-alive timeout passes\n"
             NX_SERVE_USAGE
             "  --help                  this text\n"
             "\n"
@@ -961,6 +1032,7 @@ int main(int argc, char **argv)
     s->be = nx_calloc((size_t)s->maxb, sizeof(node));
     s->fe = nx_calloc((size_t)s->maxf, sizeof(node));
     s->state_path = state_path;
+    s->saved_be = nx_calloc((size_t)s->maxb, sizeof *s->saved_be);
     if (rc == 0 && state_path) {
         if ((rc = nx_statefile_check(state_path, &eb)) < 0)
             fprintf(stderr, "%s: %s\n", prog, eb.msg);
@@ -997,8 +1069,12 @@ int main(int argc, char **argv)
         s->tick.fn = tick;
         s->tick.ctx = s;
         nx_at(&s->env.env, &s->tick, nx_loop_now(s->loop) + NX_SEC(s->timeout_s / 8));
-        if (s->expected == 0)
+        if (s->resume && any_pending(s)) {
+            nx_log(prog, "planning at once from the state file, not waiting for --backends");
+            engine_start(s, "restart");
+        } else if (s->expected == 0) {
             nx_log(prog, "--backends 0: planning starts with the first backend");
+        }
     }
     if (rc == 0) {
         rc = nx_loop_run(s->loop);
@@ -1015,6 +1091,7 @@ int main(int argc, char **argv)
     free(s->fails);
     if (state_path)
         nx_sched_state_free(&s->saved);
+    free(s->saved_be);
     free(s->be);
     free(s->fe);
     nx_serving_free(&s->sv);

@@ -43,7 +43,8 @@ int nx_statefile_check(const char *path, nx_errbuf *eb)
 }
 
 int nx_statefile_write(const char *path, const nx_statefile_id *id, const nx_sched_state *st,
-                       uint64_t epochs, uint64_t triggers, nx_errbuf *eb)
+                       const nx_statefile_node *nodes, uint64_t epochs, uint64_t triggers,
+                       nx_errbuf *eb)
 {
     size_t n = strlen(path) + 16;
     char *tmp = nx_malloc(n);
@@ -73,6 +74,10 @@ int nx_statefile_write(const char *path, const nx_statefile_id *id, const nx_sch
             fprintf(f, "alloc %d %d %d %.17g %.17g\n", g, a->session, a->batch, a->rate,
                     a->throughput);
         }
+    for (int g = 0; g < st->ngpu; g++)
+        if (st->alive[g])
+            fprintf(f, "backend %d %" PRIu64 " %s\n", g, nodes[g].incarnation,
+                    nodes[g].addr[0] ? nodes[g].addr : "-");
     fprintf(f, "end\n");
     bool bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -152,7 +157,8 @@ static int expect(rd *r, const char *key, int nf)
 }
 
 int nx_statefile_read(const char *path, const nx_statefile_id *id, nx_sched_state *st,
-                      uint64_t *epochs, uint64_t *triggers, nx_errbuf *eb)
+                      nx_statefile_node *nodes, uint64_t *epochs, uint64_t *triggers,
+                      nx_errbuf *eb)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -168,6 +174,8 @@ int nx_statefile_read(const char *path, const nx_statefile_id *id, nx_sched_stat
     for (int g = 0; g < st->plan.ngpu; g++)
         st->plan.gpu[g].n = 0;
     memset(st->seen, 0, (size_t)st->nsess * (size_t)st->nfrontends);
+    memset(st->alive, 0, (size_t)st->ngpu);
+    memset(nodes, 0, sizeof *nodes * (size_t)st->ngpu);
     while (rc == 0 && fgets(buf, sizeof buf, f)) {
         r.line++;
         size_t len = strlen(buf);
@@ -288,6 +296,22 @@ int nx_statefile_read(const char *path, const nx_statefile_id *id, nx_sched_stat
                 break;
             }
             nx_plan_add(&st->plan, (int)g, (int)sess, (int)batch, x, y);
+        } else if (strcmp(r.f[0], "backend") == 0) {
+            uint64_t inc;
+            if ((rc = expect(&r, "backend", 4)) || (rc = inum(&r, 1, 0, st->ngpu - 1, &a)) ||
+                (rc = u64(&r, 2, &inc, 10)))
+                break;
+            if (st->alive[a]) {
+                rc = bad(&r, "a backend slot listed twice");
+                break;
+            }
+            if (strlen(r.f[3]) >= sizeof nodes->addr) {
+                rc = bad(&r, "a backend address too long");
+                break;
+            }
+            st->alive[a] = 1;
+            nodes[a].incarnation = inc;
+            snprintf(nodes[a].addr, sizeof nodes->addr, "%s", r.f[3]);
         } else if (strcmp(r.f[0], "end") == 0 && r.nf == 1) {
             ended = true;
         } else {

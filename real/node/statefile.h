@@ -13,8 +13,13 @@
  *   session S PLAN_RATE RATE HIST BUDGET_US      one per session, in order
  *   ewma S F RATE                                one per measured (session, frontend)
  *   alloc GPU SESSION BATCH RATE THROUGHPUT      the plan, GPU by GPU
+ *   backend SLOT INCARNATION ADDR                one per backend slot alive (its data
+ *                                                address), so a restarted scheduler
+ *                                                lists it to frontends before it attaches
  *   end
  *
+ * A file without 'backend' lines (written before they existed) reads as one
+ * where no backend was alive: nothing is taken back on trust.
  * Numbers are written with 17 significant digits (doubles round-trip). */
 #ifndef NX_STATEFILE_H
 #define NX_STATEFILE_H
@@ -26,13 +31,23 @@ typedef struct nx_statefile_id {
     uint64_t catalog;
 } nx_statefile_id;
 
+/* A backend slot's node as the file keeps it (the slots alive in st). */
+typedef struct nx_statefile_node {
+    uint64_t incarnation;
+    char addr[128];
+} nx_statefile_node;
+
+/* nodes: st->ngpu entries, those of the slots alive in st are written. */
 int nx_statefile_write(const char *path, const nx_statefile_id *id, const nx_sched_state *st,
-                       uint64_t epochs, uint64_t triggers, nx_errbuf *eb);
-/* st: initialised with the dimensions expected. NX_ERR_NOTFOUND: no file;
+                       const nx_statefile_node *nodes, uint64_t epochs, uint64_t triggers,
+                       nx_errbuf *eb);
+/* st: initialised with the dimensions expected; nodes: st->ngpu entries
+ * (those of the slots alive in st are filled in). NX_ERR_NOTFOUND: no file;
  * NX_ERR_PARSE: malformed (eb names PATH:LINE); NX_ERR_CONFIG: another
  * experiment, policy, catalog or dimensions (eb says which). */
 int nx_statefile_read(const char *path, const nx_statefile_id *id, nx_sched_state *st,
-                      uint64_t *epochs, uint64_t *triggers, nx_errbuf *eb);
+                      nx_statefile_node *nodes, uint64_t *epochs, uint64_t *triggers,
+                      nx_errbuf *eb);
 /* Whether a state file can be written at path (its directory exists and
  * is writable): checked at start, so a bad --state fails at once. */
 int nx_statefile_check(const char *path, nx_errbuf *eb);

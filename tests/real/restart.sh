@@ -4,12 +4,23 @@
 # backends, a frontend) serves a short run, which moves the planned rates
 # away from the experiment's; the frontend is then frozen (SIGSTOP: no more
 # rate reports, so the estimates hold still) and the scheduler killed with
-# SIGKILL. Restarted on its address with the same --state, it must serve,
-# as soon as the backends attach again and before any epoch of its own, the
-# plan of the saved state (the same sessions, batches and rates on the same
-# slots), not one planned from the experiment's rates. Then: a corrupt state
-# file is set aside with a message naming FILE:LINE and planning starts from
-# the experiment's rates; a state of another experiment is refused alike.
+# SIGKILL. Restarted on its address with the same --state, it must serve
+# from its first epoch, made at once (the backends of the state taken back
+# on trust) and before any rate report, the plan of the saved state (the same sessions, batches and rates on the same
+# slots), not one planned from the experiment's rates.
+#
+# Then the scheduler is SIGKILLed and restarted again under load, backend 1
+# frozen meanwhile so that it attaches again only after the frontend has:
+# the restarted scheduler takes the backends of its state file back on trust
+# and lists them to the frontend, which must keep both data streams (no
+# "stream down", no NOT_SERVING) and answer every query. Then backend 1 is
+# killed while the scheduler is down, and the scheduler restarted with a 1 s
+# keep-alive timeout: backend 1 never attaches, so it is declared gone after
+# the timeout and the plan made without it.
+#
+# Then: a corrupt state file is set aside with a message naming FILE:LINE and
+# planning starts from the experiment's rates; a state of another experiment
+# is refused alike.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${NX_BUILD:-build}/bin
@@ -57,6 +68,7 @@ start sched $B/nexus-scheduler $EXP --listen 127.0.0.1:0 $SOPT --metrics 127.0.0
 SCHED=$READY; SPID=$LASTPID
 start be0 $B/nexus-backend $EXP --scheduler $SCHED --slot 0
 start be1 $B/nexus-backend $EXP --scheduler $SCHED --slot 1
+BE1PID=$LASTPID
 start fe0 $B/nexus-frontend $EXP --scheduler $SCHED --listen 127.0.0.1:0
 FE=$READY; FPID=$LASTPID
 $B/nexus-loadgen $EXP --frontend $FE --out $T/run --quiet
@@ -84,6 +96,7 @@ PYEOF
 
 # restarted on its address with the same state; the backends attach again
 start sched2 $B/nexus-scheduler $EXP --listen $SCHED $SOPT
+SPID2=$LASTPID
 grep -q "state: resuming from $ST" $T/sched2.log || { cat $T/sched2.log; exit 1; }
 plan_of status $SCHED > $T/plan.restarted 2> $T/epochs.restarted
 echo "restart.sh: restarted scheduler's plan ($(cat $T/epochs.restarted)):"; sed 's/^/  /' $T/plan.restarted
@@ -91,6 +104,51 @@ diff $T/plan.saved $T/plan.restarted || { echo "restart.sh: FAILED: another plan
 grep -q "state resumed: planning for the saved rates onto the saved plan" $T/sched2.log
 echo "restart.sh: the restarted scheduler serves the saved plan"
 kill -CONT $FPID
+wait_log() { # FILE PATTERN: 10 s at most
+    for i in $(seq 100); do grep -q "$2" $1 && return 0; sleep 0.1; done
+    echo "restart.sh: no '$2' in $1"; cat $1; exit 1
+}
+wait_log $T/sched2.log "frontend 0 registered"
+wait_log $T/fe0.log "routes (epoch"
+
+# under load: the scheduler killed, restarted while backend 1 is frozen
+L=$(wc -l < $T/fe0.log)
+$B/nexus-loadgen $EXP --frontend $FE --out $T/run2 --quiet & LG=$!
+sleep 1 # a second into the 4-s run
+kill -STOP $BE1PID
+kill -KILL $SPID2; wait $SPID2 2>/dev/null || true; forget $SPID2
+L2=$(wc -l < $T/fe0.log)
+start sched2b $B/nexus-scheduler $EXP --listen $SCHED $SOPT
+SPID2=$LASTPID
+wait_log $T/sched2b.log "frontend 0 registered"
+# the frontend has its backend list, then the routes, before backend 1 is back
+for i in $(seq 100); do tail -n +$((L2 + 1)) $T/fe0.log | grep -q "routes (epoch" && break; sleep 0.1; done
+kill -CONT $BE1PID
+wait_log $T/sched2b.log "backend 1 registered"
+wait $LG
+if tail -n +$((L + 1)) $T/fe0.log | grep -E "stream down|NOT_SERVING|gone"; then
+    echo "restart.sh: FAILED: the frontend dropped a data stream over the scheduler's restart"
+    tail -n +$((L + 1)) $T/fe0.log; cat $T/sched2b.log; exit 1
+fi
+$PY - $T/run2/requests.csv <<'PYEOF'
+import csv, sys, collections
+n = collections.Counter(r["status"] for r in csv.DictReader(open(sys.argv[1])))
+print("restart.sh: queries through the restart: %s" % dict(n))
+if sum(n.values()) < 1000 or set(n) - {"ok", "late"}:
+    sys.exit("restart.sh: FAILED: queries lost over the scheduler's restart")
+PYEOF
+grep -q "planning at once from the state file" $T/sched2b.log || { cat $T/sched2b.log; exit 1; }
+echo "restart.sh: the frontend kept both data streams and answered every query through the restart"
+
+# backend 1 killed while the scheduler is down: gone after the keep-alive timeout
+kill -KILL $SPID2; wait $SPID2 2>/dev/null || true; forget $SPID2
+kill -KILL $BE1PID; wait $BE1PID 2>/dev/null || true; forget $BE1PID
+start sched2c $B/nexus-scheduler $EXP --listen $SCHED $SOPT --timeout 1
+wait_log $T/sched2c.log "backend 1 (.*) did not attach again within 1 s of the restart: gone"
+wait_log $T/sched2c.log "epoch (failure)"
+wait_log $T/sched2c.log "re-planned without backend 1"
+grep -q "backend 0 registered" $T/sched2c.log
+echo "restart.sh: a backend that never attaches again is gone after the timeout, re-planned without"
 stop_all
 
 # a corrupt state file: set aside with a message, planning from the experiment's rates

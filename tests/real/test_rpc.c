@@ -805,13 +805,18 @@ static void test_statefile(void)
     nx_plan_add(&st.plan, 0, 0, 8, 33.25, 41.5);
     nx_plan_add(&st.plan, 3, 4, 1, 0.1, 1.0 / 7); /* a prefix unit (id >= nsess) */
     nx_plan_add(&st.plan, 3, 2, 64, 1e6 / 3, 2e6 / 3);
+    nx_statefile_node nodes[4] = {{0}}, gotn[4];
+    st.alive[1] = st.alive[3] = 1; /* backends on slots 1 and 3 (slot 2: one gone since) */
+    nodes[1] = (nx_statefile_node){.incarnation = 0xfedcba9876543210ull, .addr = "10.1.2.3:7001"};
+    nodes[2] = (nx_statefile_node){.incarnation = 5, .addr = "gone:1"};
+    nodes[3] = (nx_statefile_node){.incarnation = 0, .addr = "[::1]:40000"};
     nx_statefile_id id = {.experiment = "exp", .policy = "nexus", .catalog = 0xfedcba9876543210ull};
     nx_errbuf eb;
     nx_err_clear(&eb);
-    CU_ASSERT_EQUAL_FATAL(nx_statefile_write(path, &id, &st, 99, 7, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(nx_statefile_write(path, &id, &st, nodes, 99, 7, &eb), 0);
     nx_sched_state_init(&got, 3, 2, 4);
     uint64_t ep = 0, tr = 0;
-    CU_ASSERT_EQUAL_FATAL(nx_statefile_read(path, &id, &got, &ep, &tr, &eb), 0);
+    CU_ASSERT_EQUAL_FATAL(nx_statefile_read(path, &id, &got, gotn, &ep, &tr, &eb), 0);
     CU_ASSERT_EQUAL(ep, 99);
     CU_ASSERT_EQUAL(tr, 7);
     CU_ASSERT_EQUAL(got.epoch, st.epoch);
@@ -826,6 +831,11 @@ static void test_statefile(void)
         }
     }
     CU_ASSERT_EQUAL(got.plan.used, 2);
+    for (int g = 0; g < 4; g++) {
+        CU_ASSERT_EQUAL(got.alive[g], st.alive[g]);
+        CU_ASSERT_EQUAL(gotn[g].incarnation, st.alive[g] ? nodes[g].incarnation : 0);
+        CU_ASSERT_STRING_EQUAL(gotn[g].addr, st.alive[g] ? nodes[g].addr : "");
+    }
     for (int g = 0; g < 4; g++) {
         CU_ASSERT_EQUAL_FATAL(got.plan.gpu[g].n, st.plan.gpu[g].n);
         for (int i = 0; i < st.plan.gpu[g].n; i++) {
@@ -848,7 +858,7 @@ static void test_statefile(void)
         fwrite(text, 1, n, f);
         fclose(f);
         nx_err_clear(&eb);
-        int rc = nx_statefile_read(trunc, &id, &got, &ep, &tr, &eb);
+        int rc = nx_statefile_read(trunc, &id, &got, gotn, &ep, &tr, &eb);
         if (n + 1 < len) {
             /* a name or the hash cut short reads as another experiment's */
             refused += rc == NX_ERR_PARSE || rc == NX_ERR_CONFIG;
@@ -885,26 +895,45 @@ static void test_statefile(void)
         fwrite(m, 1, n, f);
         fclose(f);
         free(m);
-        int rc = nx_statefile_read(trunc, &id, &got, &ep, &tr, &eb);
+        int rc = nx_statefile_read(trunc, &id, &got, gotn, &ep, &tr, &eb);
         rc == 0 ? ok++ : bad++;
         CU_ASSERT(rc == 0 || rc == NX_ERR_PARSE || rc == NX_ERR_CONFIG);
     }
     CU_ASSERT(bad > 2000); /* most corruptions are caught; a digit changed reads as a number */
+    /* a file written before the 'backend' lines: read, no backend taken back */
+    char *bk = strstr(text, "backend 1 ");
+    char *end = strstr(text, "end\n");
+    CU_ASSERT_FATAL(bk && end && bk < end);
+    FILE *f = fopen(trunc, "w");
+    fwrite(text, 1, (size_t)(bk - text), f);
+    fputs("end\n", f);
+    fclose(f);
+    CU_ASSERT_EQUAL(nx_statefile_read(trunc, &id, &got, gotn, &ep, &tr, &eb), 0);
+    CU_ASSERT(!got.alive[0] && !got.alive[1] && !got.alive[2] && !got.alive[3]);
+    CU_ASSERT_EQUAL(got.plan.used, 2);
+    /* a slot twice: refused, naming the line */
+    f = fopen(trunc, "w");
+    fwrite(text, 1, (size_t)(end - text), f);
+    fputs("backend 3 9 other:1\nend\n", f);
+    fclose(f);
+    nx_err_clear(&eb);
+    CU_ASSERT_EQUAL(nx_statefile_read(trunc, &id, &got, gotn, &ep, &tr, &eb), NX_ERR_PARSE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, ":17: a backend slot listed twice"));
     free(text);
     /* another experiment, another slot count; no file */
     nx_statefile_id other = id;
     other.experiment = "other";
     nx_err_clear(&eb);
-    CU_ASSERT_EQUAL(nx_statefile_read(path, &other, &got, &ep, &tr, &eb), NX_ERR_CONFIG);
+    CU_ASSERT_EQUAL(nx_statefile_read(path, &other, &got, gotn, &ep, &tr, &eb), NX_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "experiment 'exp'"));
     nx_sched_state small;
     nx_sched_state_init(&small, 3, 2, 2);
     nx_err_clear(&eb);
-    CU_ASSERT_EQUAL(nx_statefile_read(path, &id, &small, &ep, &tr, &eb), NX_ERR_CONFIG);
+    CU_ASSERT_EQUAL(nx_statefile_read(path, &id, &small, gotn, &ep, &tr, &eb), NX_ERR_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(eb.msg, "--max-backends"));
     nx_sched_state_free(&small);
     snprintf(tmp, sizeof tmp, "%s/none", d);
-    CU_ASSERT_EQUAL(nx_statefile_read(tmp, &id, &got, &ep, &tr, &eb), NX_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(nx_statefile_read(tmp, &id, &got, gotn, &ep, &tr, &eb), NX_ERR_NOTFOUND);
     nx_sched_state_free(&st);
     nx_sched_state_free(&got);
     nx_tu_rmdir(d);
