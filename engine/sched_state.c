@@ -112,10 +112,7 @@ int nx_scheduler_import(nx_scheduler *sc, const nx_sched_state *st, char *why, s
     memcpy(sc->seen, st->seen, nsf);
     nx_plan_copy(&sc->plan, &st->plan);
     for (int g = 0; g < st->ngpu; g++)
-        if (st->alive[g]) {
-            sc->nalive += !sc->alive[g];
-            sc->alive[g] = 1;
-            sc->unconfirmed[g] = 1;
-        }
+        if (st->alive[g])
+            nx_scheduler_set_unconfirmed(sc, g, nx_now(sc->env));
     return 0;
 }

@@ -16,8 +16,8 @@
  * (nx_scheduler.unconfirmed), their work kept in the plan and the routes,
  * while their backends attach again. A keep-alive confirms one (its table is
  * sent again, nothing is re-planned); one not heard from within the
- * keep-alive timeout of nx_scheduler_start() is declared dead at the next
- * beacon, as any silent backend is (GPU down to the frontends, a "failure"
+ * keep-alive timeout of the import (nx_scheduler_set_unconfirmed()) is
+ * declared dead at the next beacon, as any silent backend is (GPU down to the frontends, a "failure"
  * re-plan). nx_scheduler_set_alive() before the start settles a GPU at once
  * (the caller knows its backend is there, or that its slot is empty). */
 #ifndef NX_SCHED_STATE_H

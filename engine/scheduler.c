@@ -540,6 +540,16 @@ int nx_scheduler_set_alive(nx_scheduler *sc, int gpu, bool alive)
     return 0;
 }
 
+int nx_scheduler_set_unconfirmed(nx_scheduler *sc, int gpu, nx_time since)
+{
+    int rc = nx_scheduler_set_alive(sc, gpu, true);
+    if (rc == 0) {
+        sc->unconfirmed[gpu] = 1;
+        sc->last_seen[gpu] = since;
+    }
+    return rc;
+}
+
 int nx_scheduler_frontend_gone(nx_scheduler *sc, int f)
 {
     int nf = sc->cfg.nfrontends;
@@ -602,10 +612,6 @@ static void beacon(nx_event *ev)
 
 int nx_scheduler_start(nx_scheduler *sc)
 {
-    nx_time now = nx_now(sc->env);
-    for (int g = 0; g < sc->cfg.ngpu; g++)
-        if (sc->unconfirmed[g]) /* its keep-alive timeout runs from now */
-            sc->last_seen[g] = now;
     int rc = run_epoch(sc, "initial", true);
     if (rc < 0)
         return rc;

@@ -112,6 +112,11 @@ int nx_scheduler_gpu_down(nx_scheduler *sc, int gpu);
  * is alive by default). Also refreshes its keep-alive clock, and settles a
  * GPU an imported state left unconfirmed (sched_state.h) either way. */
 int nx_scheduler_set_alive(nx_scheduler *sc, int gpu, bool alive);
+/* Before nx_scheduler_start(): GPU slot g has a backend not heard from since
+ * `since` (one a restored state names, sched_state.h): alive but unconfirmed
+ * until its first keep-alive, declared dead if none comes within the
+ * keep-alive timeout of `since`. */
+int nx_scheduler_set_unconfirmed(nx_scheduler *sc, int gpu, nx_time since);
 /* A frontend is gone: forget its rate estimates (frontend index f). */
 int nx_scheduler_frontend_gone(nx_scheduler *sc, int f);
 void nx_scheduler_recv(nx_scheduler *sc, nx_msg *m);

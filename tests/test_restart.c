@@ -233,7 +233,8 @@ static void test_restart_grace(void)
 }
 
 /* set_alive() before the start settles an unconfirmed GPU either way; an
- * alive flag other than 0 or 1 is refused. */
+ * alive flag other than 0 or 1 is refused; set_unconfirmed()'s `since` is
+ * when the window opened, whenever the engine starts. */
 static void test_restart_settled(void)
 {
     fixture *f = nx_calloc(1, sizeof *f);
@@ -267,6 +268,24 @@ static void test_restart_settled(void)
     CU_ASSERT_STRING_EQUAL(why, "GPU 1: alive is 2, not 0 or 1");
     CU_ASSERT(c.unconfirmed[0] == 0 && c.unconfirmed[1] == 0); /* unchanged */
     nx_scheduler_free(&c);
+
+    /* an engine rebuilt during the window (the daemon's "start") keeps the
+     * deadline: unconfirmed since 0, started at 0.1 s, dead at the beacon of
+     * 1.1 s, not 1.35 s */
+    nx_scheduler d;
+    nx_scheduler_init(&d, &f->sim.env, &f->cfg);
+    nx_scheduler_set_unconfirmed(&d, 0, 0);
+    nx_scheduler_set_unconfirmed(&d, 1, 0);
+    f->nep = 0;
+    CU_ASSERT_EQUAL_FATAL(nx_scheduler_start(&d), 0);
+    run_until(f, 1.2);
+    CU_ASSERT_EQUAL_FATAL(f->nep, 2);
+    CU_ASSERT_STRING_EQUAL(f->why[1], "failure");
+    CU_ASSERT_EQUAL(f->ep_at[1], NX_SEC(1.1));
+    CU_ASSERT_EQUAL(d.restored_lost, 2);
+    CU_ASSERT_EQUAL(d.nalive, 0);
+    nx_scheduler_stop(&d);
+    nx_scheduler_free(&d);
     nx_plan_free(&before);
     nx_sched_state_free(&st);
     teardown(f);
@@ -280,7 +299,7 @@ int main(void)
     CU_pSuite s = CU_add_suite("restart", NULL, NULL);
     CU_add_test(s, "restored GPUs: confirmed in time keep their work, silent ones re-planned",
                 test_restart_grace);
-    CU_add_test(s, "restored GPUs: set_alive settles them; bad alive flags refused",
+    CU_add_test(s, "restored GPUs: set_alive settles them, the window runs from since",
                 test_restart_settled);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

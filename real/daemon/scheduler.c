@@ -335,6 +335,7 @@ static void state_load(sched *s)
         n->kind = NEXUS__NODE_KIND__NODE_BACKEND;
         n->slot = g;
         n->pending = true;
+        n->last_seen = nx_loop_now(s->loop); /* its keep-alive timeout runs from now */
         n->incarnation = s->saved_be[g].incarnation;
         snprintf(n->addr, sizeof n->addr, "%s", s->saved_be[g].addr);
         npending++;
@@ -389,16 +390,11 @@ static void engine_start(sched *s, const char *why)
             nx_log(s->who, "state resumed: planning for the saved rates onto the saved plan");
     }
     for (int g = 0; g < s->maxb; g++) { /* slots without a backend get no work */
-        if (s->be[g].pending && sc->unconfirmed[g]) { /* taken back on trust: the engine */
-            s->be[g].last_seen = nx_loop_now(s->loop); /* gives it the keep-alive timeout */
-            continue;
-        }
-        if (s->be[g].pending) { /* the state was not resumed: no trust */
-            s->be[g].pending = false;
-            nx_log(s->who, "backend %d not taken back: planning without it until it attaches",
-                   g);
-        }
-        nx_scheduler_set_alive(sc, g, s->be[g].alive);
+        if (s->be[g].pending) /* taken back on trust, for the keep-alive timeout from the
+                                 restart (also in an engine rebuilt within it) */
+            nx_scheduler_set_unconfirmed(sc, g, s->be[g].last_seen);
+        else
+            nx_scheduler_set_alive(sc, g, s->be[g].alive);
     }
     s->sc = sc;
     s->why = why;
