@@ -296,6 +296,7 @@ static const row cluster_rows[] = {
     R_PATH("cpu_profile", nx_experiment, cpu_profile, 0),
     R_PATH("interference", nx_experiment, interference, 0),
     R_DBL("batch_overhead_us", nx_experiment, batch_overhead_us, 0, 1e6, 0),
+    R_DBL("switch_overhead", nx_experiment, switch_overhead, 0, 10, 0),
 };
 static const table cluster_table = TABLE(cluster_rows);
 

@@ -201,6 +201,10 @@ typedef struct nx_experiment {
     double batch_overhead_us; /* a real backend's cost per batch beyond its executor's run
                                  (hand-over to the executor thread and back, the next batch's
                                  formation): the simulator adds it to every batch (default 0) */
+    double switch_overhead; /* a batch whose model differs from the previous batch's on its GPU
+                               runs this fraction longer (weights, kernels and buffers gone cold;
+                               measured +25 % in the H100 mix): the simulator multiplies its
+                               drawn time by 1 + it (default 0) */
     char profile_dir[512];  /* resolved relative to the experiment file */
     int cpu_cores;          /* CPU cores per backend node for pre/post-processing (0: as many
                                as needed, each request's pre/post a pure delay) */

@@ -303,6 +303,7 @@ int nx_run(const nx_experiment *x, const nx_combo *combo, const nx_run_opts *o,
     nx_arrivals_init(&r->arr, x, o->scale, o->seed);
     nx_sim_init(&r->sim, o->seed, x->net_delay_us, x->net_jitter_us, deliver, r);
     r->sim.batch_overhead = NX_US(x->batch_overhead_us);
+    nx_sim_switch_cost(&r->sim, r->ng, x->switch_overhead);
     nx_env *env = &r->sim.env;
 
     r->be = nx_calloc((size_t)r->ng, sizeof(nx_backend));

@@ -193,12 +193,28 @@ void nx_sim_share(nx_sim *s, int ngpu, nx_slowdown_fn fn, void *ctx)
     s->slowdown_ctx = ctx;
 }
 
+void nx_sim_switch_cost(nx_sim *s, int ngpu, double frac)
+{
+    NX_ASSERT(!s->last_prof && ngpu > 0 && frac >= 0);
+    if (frac == 0)
+        return;
+    s->last_prof = nx_calloc((size_t)ngpu, sizeof *s->last_prof);
+    s->nlast = ngpu;
+    s->switch_overhead = frac;
+}
+
 static void env_gpu_run(nx_env *e, nx_batch *b)
 {
     nx_sim *s = (nx_sim *)e;
     b->latency = nx_sim_batch_latency(s, b->prof, b->size);
     for (int i = 0; i < b->nparts; i++) /* suffixes after the shared prefix */
         b->latency += nx_sim_batch_latency(s, b->part_prof[i], b->part_n[i]);
+    if (s->last_prof) {
+        NX_ASSERT(b->gpu >= 0 && b->gpu < s->nlast);
+        if (s->last_prof[b->gpu] != b->prof)
+            b->latency = (nx_time)llround((double)b->latency * (1 + s->switch_overhead));
+        s->last_prof[b->gpu] = b->prof;
+    }
     b->latency += s->batch_overhead;
     if (s->ps) {
         NX_ASSERT(b->gpu >= 0 && b->gpu < s->nps);
@@ -247,6 +263,7 @@ void nx_sim_free(nx_sim *s)
         free(s->ps[i].jobs);
     }
     free(s->ps);
+    free(s->last_prof);
     nx_heap_free(&s->heap);
     free(s->fifo);
     gsl_rng_free(s->rng);

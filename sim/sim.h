@@ -36,6 +36,10 @@ typedef struct nx_sim {
     nx_time net_delay;
     nx_time net_jitter;
     nx_time batch_overhead;   /* added to every batch's latency (cluster.batch_overhead_us) */
+    double switch_overhead;   /* cluster.switch_overhead: a batch whose model (profile) differs
+                                 from the previous batch's on its GPU runs 1 + this times longer */
+    const nx_profile **last_prof; /* per GPU: the profile its last batch ran (nlast of them) */
+    int nlast;
     gsl_rng *rng;             /* network jitter and GPU latency */
     nx_deliver_fn deliver;
     void *deliver_ctx;
@@ -63,6 +67,12 @@ void nx_sim_discard(nx_sim *s, void (*fn)(void *ctx, nx_msg *m), void *ctx);
  * then the time it really took. Without this call the GPUs are exclusive (a
  * batch's latency is its drawn one, whatever else runs). */
 void nx_sim_share(nx_sim *s, int ngpu, nx_slowdown_fn fn, void *ctx);
+
+/* A model switch costs: on each of the ngpu GPUs, a batch whose profile differs from the one
+ * the GPU's previous batch ran (suffix parts aside: a prefix group's batch is its prefix) takes
+ * 1 + frac times its drawn latency (cluster.switch_overhead; the first batch on a GPU too).
+ * Without this call (or frac 0) batches cost what their profiles say. */
+void nx_sim_switch_cost(nx_sim *s, int ngpu, double frac);
 /* Draw a batch latency (ns) from the profile (exposed for tests). */
 nx_time nx_sim_batch_latency(nx_sim *s, const nx_profile *p, int b);
 

@@ -664,6 +664,8 @@ static void test_bad_experiments(void)
           "steps0.yml:9:", "the first step must be at 0 s", NX_ERR_CONFIG },
         { "gpus.yml", "name: bad\ncluster:\n  gpus: 0\n  profiles: x\n", "gpus.yml:3:",
           "must be in [1, 100000], got 0 (field 'cluster.gpus')", NX_ERR_CONFIG },
+        { "switch.yml", HEAD "  switch_overhead: 11\n" APP0 "    workload: {type: poisson, rate: 1}\n" POL,
+          "switch.yml:5:", "must be in [0, 10], got 11 (field 'cluster.switch_overhead')", NX_ERR_CONFIG },
         { "cv.yml", HEAD APP0 "    workload: {type: gamma, rate: 1, cv: 0}\n" POL, "cv.yml:9:",
           "must be > 0, got 0 (field 'apps[0].workload.cv')", NX_ERR_CONFIG },
         { "nocv.yml", HEAD APP0 "    workload: {type: gamma, rate: 1}\n" POL, "nocv.yml:9:",

@@ -117,6 +117,65 @@ static void test_latency_distribution(void)
     nx_profile_free(&p);
 }
 
+/* A one-point profile with std 0 (every draw is its mean). */
+static void const_profile(nx_profile *p, const char *model, int batch, double mean_us)
+{
+    nx_profile_init(p);
+    snprintf(p->model, sizeof p->model, "%s", model);
+    p->points = nx_calloc(1, sizeof *p->points);
+    p->npoints = 1;
+    p->points[0] = (nx_profile_point){.batch = batch, .mean_us = mean_us, .mem_mb = 1};
+    nx_errbuf eb;
+    nx_err_clear(&eb);
+    CU_ASSERT_EQUAL_FATAL(nx_profile_finish(p, &eb), 0);
+}
+
+/* cluster.switch_overhead: a batch whose model differs from its GPU's previous batch's runs
+ * 1 + frac times its drawn latency (then batch_overhead is added); the GPUs are tracked apart;
+ * a prefix batch counts as its prefix model, its suffix parts scaled along. Models A (1,000 us)
+ * and B (3,000 us), frac 0.25, batch overhead 40 us. */
+static void test_switch_overhead(void)
+{
+    nx_profile a, b;
+    const_profile(&a, "A", 1, 1000);
+    const_profile(&b, "B", 1, 3000);
+    for (int on = 0; on < 2; on++) {
+        nx_sim s;
+        nx_sim_init(&s, 1, 0, 0, NULL, NULL);
+        s.batch_overhead = NX_US(40);
+        nx_sim_switch_cost(&s, 2, on ? 0.25 : 0);
+        /* GPU 0: A A B B A; GPU 1: A (its first: a switch from nothing), then B + A suffix */
+        const struct { int gpu; const nx_profile *p; const nx_profile *part; double us[2]; } c[] = {
+            {0, &a, NULL, {1040, 1290}},  /* first batch on GPU 0: 1000 x 1.25 + 40 */
+            {0, &a, NULL, {1040, 1040}},  /* same model */
+            {0, &b, NULL, {3040, 3790}},  /* switch: 3000 x 1.25 + 40 */
+            {0, &b, NULL, {3040, 3040}},
+            {1, &a, NULL, {1040, 1290}},  /* GPU 1 has its own previous batch */
+            {0, &a, NULL, {1040, 1290}},  /* GPU 0 last ran B */
+            {1, &b, &a, {4040, 5040}},    /* prefix B + suffix A: (3000 + 1000) x 1.25 + 40 */
+            {1, &b, NULL, {3040, 3040}},  /* the previous batch's prefix was B */
+        };
+        enum { N = sizeof c / sizeof c[0] };
+        nx_batch bt[N];
+        memset(bt, 0, sizeof bt);
+        for (int i = 0; i < N; i++) {
+            bt[i].gpu = c[i].gpu;
+            bt[i].prof = c[i].p;
+            bt[i].size = 1;
+            if (c[i].part) {
+                bt[i].nparts = 1;
+                bt[i].part_prof[0] = c[i].part;
+                bt[i].part_n[0] = 1;
+            }
+            nx_gpu_run(&s.env, &bt[i]);
+            CU_ASSERT_EQUAL(bt[i].latency, NX_US(c[i].us[on]));
+        }
+        nx_sim_free(&s);
+    }
+    nx_profile_free(&a);
+    nx_profile_free(&b);
+}
+
 /* ---- fixtures ------------------------------------------------------------------ */
 
 /* A linear profile l(b) = alpha*b + beta (ms), measured at 1 and maxb. */
@@ -191,11 +250,6 @@ static void test_accounting(void)
     nx_tu_rmdir(d);
 }
 
-/* cluster.batch_overhead_us: every batch takes that much longer. One session, a
- * constant 21 ms batch of one, uniform arrivals 10 per second (never two in a
- * batch, never waiting): each latency is 21 ms + two network hops, plus 2 ms
- * with the overhead. */
-
 /* nx_stats_robust: stalls (a run of samples 2-4x the model's time) are dropped, the model's own
  * spread is kept; with k = 0 every sample counts. */
 static void test_robust_stats(void)
@@ -230,13 +284,19 @@ static void test_robust_stats(void)
     gsl_rng_free(g);
 }
 
+/* cluster.batch_overhead_us: every batch takes that much longer. One session, a
+ * constant 21 ms batch of one, uniform arrivals 10 per second (never two in a
+ * batch, never waiting): each latency is 21 ms + two network hops, plus 2 ms
+ * with the overhead; cluster.switch_overhead changes nothing for one model. */
 static void test_batch_overhead(void)
 {
     char pdir[512];
     char *d = fixture_dir(pdir, sizeof pdir);
     write_linear_profile(pdir, "m1", 1.0, 20, 16);
-    double p50[2];
-    for (int k = 0; k < 2; k++) {
+    double p50[3];
+    static const char *const extra[3] = {"", ", batch_overhead_us: 2000",
+                                         ", switch_overhead: 0.5"};
+    for (int k = 0; k < 3; k++) {
         char text[512];
         snprintf(text, sizeof text,
                  "name: ovh\ncluster: {gpus: 1, profiles: profiles%s}\n"
@@ -244,12 +304,13 @@ static void test_batch_overhead(void)
                  "  - {name: a, model: m1, slo_ms: 200, workload: {type: uniform, rate: 10}}\n"
                  "policies: [{name: nexus}]\n"
                  "run: {duration_s: 10, warmup_s: 2, seed: 3, net_delay_us: 100}\n",
-                 k ? ", batch_overhead_us: 2000" : "");
+                 extra[k]);
         char *exp = nx_tu_write(d, "e.yml", text);
         nx_experiment x;
         nx_modeldb db;
         CU_ASSERT_EQUAL_FATAL(nx_tu_load(&x, &db, exp), 0);
-        CU_ASSERT_DOUBLE_EQUAL(x.batch_overhead_us, k ? 2000 : 0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(x.batch_overhead_us, k == 1 ? 2000 : 0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(x.switch_overhead, k == 2 ? 0.5 : 0, 0);
         nx_run_result r;
         nx_errbuf eb;
         nx_err_clear(&eb);
@@ -265,6 +326,8 @@ static void test_batch_overhead(void)
     }
     CU_ASSERT_DOUBLE_EQUAL(p50[0], 21.2, 1e-3);
     CU_ASSERT_DOUBLE_EQUAL(p50[1] - p50[0], 2.0, 1e-3);
+    /* one model: only the GPU's first batch (in the warm-up) is a switch */
+    CU_ASSERT_DOUBLE_EQUAL(p50[2], p50[0], 1e-9);
     nx_tu_rmdir(d);
 }
 
@@ -1013,6 +1076,8 @@ int main(void)
     CU_add_test(s, "GPU latency: Gamma with the profile's mean and std", test_latency_distribution);
     CU_add_test(s, "every request accounted for", test_accounting);
     CU_add_test(s, "cluster.batch_overhead_us adds to every batch", test_batch_overhead);
+    CU_add_test(s, "cluster.switch_overhead: a model switch costs a fraction",
+                test_switch_overhead);
     CU_add_test(s, "robust profile statistics drop stalls", test_robust_stats);
     CU_add_test(s, "rate steps to and from 0", test_zero_rate_steps);
     CU_add_test(s, "early drop beats lazy drop (Fig. 9)", test_early_vs_lazy);
