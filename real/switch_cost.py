@@ -3,9 +3,9 @@
 
     real/switch_cost.py RUN [EXP...]
 
-RUN is a fidelity run: a directory written by real/dnn/cuda/device_fidelity.sh (out/EXP/pLOAD/
-logs/*/backend*.batches.csv) or its tarball (results/fidelity-h100/raw/run4.tar.gz, read in
-place). For each backend's batch log (one line per batch in the order the GPU ran them: t_s,
+RUN is a fidelity run: a directory holding EXP/pLOAD/logs/*/backend*.batches.csv (what
+real/dnn/cuda/device_fidelity.sh writes under out/; one real/fidelity_sweep.sh sweep is one EXP)
+or its tarball (results/fidelity-h100/raw/run4.tar.gz, read in place). For each backend's batch log (one line per batch in the order the GPU ran them: t_s,
 model, size, parts, pred_us, exec_us, session) every batch is classed by the batch before it on
 the same backend: "switch" when that one ran another model (the profile a batch runs: a prefix
 group counts as its prefix model), "same" when it ran the same model (another session of it
@@ -28,20 +28,25 @@ import tarfile
 
 
 def logs(run):
-    """(exp, load, backend log name, text) for every batch log of RUN."""
-    pat = re.compile(r"(?:^|/)out/([^/]+)/p(\d+)/logs/[^/]+/(backend\d+)\.batches\.csv$")
+    """(exp, load, where the log is, text) for every batch log of RUN."""
+    pat = re.compile(r"(?:^|/)([^/]+)/p(\d+)/logs/[^/]+/(backend\d+)\.batches\.csv$")
+    if not os.path.exists(run):
+        sys.exit("switch_cost.py: %s: no such file or directory" % run)
     if os.path.isdir(run):
         for path in sorted(glob.glob(os.path.join(run, "**", "*.batches.csv"), recursive=True)):
             m = pat.search(path)
             if m:
-                yield m.group(1), int(m.group(2)), m.group(3), open(path).read()
+                yield m.group(1), int(m.group(2)), path, open(path).read()
         return
-    with tarfile.open(run) as t:
-        for mem in sorted(t.getmembers(), key=lambda x: x.name):
-            m = pat.search(mem.name)
-            if m and mem.isfile():
-                text = t.extractfile(mem).read().decode()
-                yield m.group(1), int(m.group(2)), m.group(3), text
+    try:
+        with tarfile.open(run) as t:
+            for mem in sorted(t.getmembers(), key=lambda x: x.name):
+                m = pat.search(mem.name)
+                if m and mem.isfile():
+                    text = t.extractfile(mem).read().decode()
+                    yield m.group(1), int(m.group(2)), "%s:%s" % (run, mem.name), text
+    except (tarfile.TarError, OSError, EOFError) as e:
+        sys.exit("switch_cost.py: %s: not a run directory or a readable tarball (%s)" % (run, e))
 
 
 def padded(b):
@@ -65,20 +70,26 @@ def main(argv):
         sys.exit("usage: real/switch_cost.py RUN [EXP...]")
     want = set(argv[2:])
     data = collections.defaultdict(list)  # exp -> [(load, model, size, cls, pred, exec)]
-    for exp, load, _, text in logs(argv[1]):
+    for exp, load, where, text in logs(argv[1]):
         if want and exp not in want:
             continue
         prev = None
-        for line in csv.DictReader(io.StringIO(text)):
-            model = line["model"]
+        for n, line in enumerate(csv.DictReader(io.StringIO(text)), 2):
+            try:
+                model = line["model"]
+                size, pred, ex = int(line["size"]), float(line["pred_us"]), float(line["exec_us"])
+                if not model or size < 1 or pred <= 0:
+                    raise ValueError("model, size >= 1 and pred_us > 0 needed")
+            except (KeyError, TypeError, ValueError) as e:
+                sys.exit("switch_cost.py: %s:%d: bad batch line (%s; columns t_s, model, size, "
+                         "parts, pred_us, exec_us, session)" % (where, n, e))
             cls = "first" if prev is None else ("same" if prev == model else "switch")
             prev = model
             if cls == "first":
                 continue
-            data[exp].append((load, model, int(line["size"]), cls,
-                              float(line["pred_us"]), float(line["exec_us"])))
+            data[exp].append((load, model, size, cls, pred, ex))
     if not data:
-        sys.exit("switch_cost.py: %s: no batch logs (out/EXP/pLOAD/logs/*/backend*.batches.csv)"
+        sys.exit("switch_cost.py: %s: no batch logs (EXP/pLOAD/logs/*/backend*.batches.csv)"
                  % argv[1])
     for exp in sorted(data):
         rows = data[exp]

@@ -1,5 +1,6 @@
 #!/bin/bash
-# fidelity.sh — real/fidelity_sweep.sh and real/fidelity_report.py on a short emulated sweep
+# fidelity.sh — real/fidelity_sweep.sh, real/fidelity_report.py and real/switch_cost.py on a
+# short emulated sweep
 # (LeNet, padded profile, batch_overhead_us): two load points run, their tables come out, and
 # every backend batch-log line predicts exactly the padded profile's mean at the next measured
 # batch size; then a backend with the CPU executor and --synthetic-input serves 16-value
@@ -37,6 +38,26 @@ if n < 50:
     sys.exit("fidelity: FAILED: only %d batches logged" % n)
 print("fidelity: 2 sweep points, %d batches logged, each predicted as the padded profile says" % n)
 PY
+# real/switch_cost.py: the sweep has one model, so every batch after a GPU's first follows the
+# same model; a hand-made log (A 1000->1100 first, A 1000->1050, B 2000->2500, A 1000->1200)
+# has one same (+5 %) and two switches, (2500 + 1200 - 3000) / 3000 = 0.233 of the prediction.
+real/switch_cost.py $T/sweep >$T/switch.txt
+grep -Eq '^lenet +same +[0-9]+ ' $T/switch.txt && ! grep -q switch_overhead $T/switch.txt ||
+    { cat $T/switch.txt; echo "fidelity: FAILED: switch_cost.py on one model"; exit 1; }
+mkdir -p $T/sw/x/p0100/logs/nexus
+printf 't_s,model,size,parts,pred_us,exec_us,session\n0,A,1,,1000,1100,a\n0.01,A,1,,1000,1050,a\n0.02,B,2,,2000,2500,b\n0.03,A,1,,1000,1200,a\n' \
+    >$T/sw/x/p0100/logs/nexus/backend0.batches.csv
+real/switch_cost.py $T/sw >$T/sw.txt
+for want in '^A +same +1 +\+5\.0% +\+5\.0%$' '^A +switch +1 +\+20\.0% +\+20\.0%$' \
+            '^B +switch +1 +\+25\.0% +\+25\.0%$' 'p0100: switch  \+23\.3% \( 66\.7% of batches\)' \
+            'switched batches\): 0\.233$'; do
+    grep -Eq "$want" $T/sw.txt || { cat $T/sw.txt; echo "fidelity: FAILED: switch_cost.py: no '$want'"; exit 1; }
+done
+printf 't_s,model,size\n0,A,x\n' >$T/sw/x/p0100/logs/nexus/backend0.batches.csv
+if real/switch_cost.py $T/sw >$T/sw.txt 2>&1 || ! grep -q 'backend0.batches.csv:2: bad batch line' $T/sw.txt; then
+    cat $T/sw.txt; echo "fidelity: FAILED: switch_cost.py accepted a bad line"; exit 1
+fi
+echo "fidelity: switch_cost.py: one model all same; a hand-made log 0.233 as computed"
 if [ ! -f models/lenet.onnx ]; then
     echo "fidelity: models/lenet.onnx missing (make models): cpu executor not tried"
     exit 0
